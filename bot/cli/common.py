@@ -1,0 +1,54 @@
+"""Shared pieces of the CLI: common options, settings and database opening, JSON output, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.engine import Engine
+
+from bot.errors import CommunityBotError
+from bot.settings import Settings
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: COMMUNITYBOT_DATA_DIR or the user data folder)."),
+]
+CommunityOption = Annotated[
+    str, typer.Option("--community", help="Community name.", show_default=True)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line of stdout.")]
+
+
+def load_settings(data_dir: Path | None) -> Settings:
+    """Settings from the environment, with ``--data-dir`` taking precedence."""
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir.expanduser().resolve()})
+    return settings
+
+
+def open_database(settings: Settings) -> Engine:
+    """Create the engine for ``settings`` and upgrade its schema (idempotent)."""
+    from bot.db import create_db_engine, upgrade_database
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    engine = create_db_engine(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    upgrade_database(engine)
+    return engine
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    """Print ``payload`` as one JSON line on stdout (the contract of every ``--json`` flag)."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+def fail(error: CommunityBotError | str, *, code: int = 1) -> typer.Exit:
+    """Print a user-facing error to stderr and return the ``typer.Exit`` to raise."""
+    message = error.user_message if isinstance(error, CommunityBotError) else error
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code)

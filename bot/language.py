@@ -1,0 +1,34 @@
+"""Language detection for replies: Chinese or English, by script.
+
+Good enough for a bilingual product: any Han character makes the text Chinese. Text with no letters at all
+(``🎉``, ``+1``) has no language and callers fall back to the member's, then the community's language.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+SUPPORTED_LANGUAGES = ("en", "zh")
+
+
+def detect_language(text: str) -> str | None:
+    """``"zh"`` if ``text`` has a Han character, ``"en"`` if it has a Latin letter, else ``None``."""
+    if _HAN.search(text):
+        return "zh"
+    if _LATIN.search(text):
+        return "en"
+    return None
+
+
+def choose_language(text: str, *fallbacks: str | None) -> str:
+    """The reply language: detected from ``text``, else the first supported fallback, else ``"en"``."""
+    detected = detect_language(text)
+    if detected:
+        return detected
+    for lang in fallbacks:
+        if lang in SUPPORTED_LANGUAGES:
+            return lang
+    return "en"

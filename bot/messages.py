@@ -1,0 +1,122 @@
+"""Platform-neutral message types: what adapters hand to the core and what the core hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+MatchKind = Literal["member", "resource", "event"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """One message from a platform, already cleaned by its adapter.
+
+    Attributes:
+        platform: ``console``, ``slack`` or ``wechat``.
+        community: the community *name* the conversation belongs to.
+        conversation: platform id of the channel / room / DM.
+        sender: platform user id of the author.
+        text: plain text, mentions of the bot removed, markup decoded.
+        received_at: aware datetime of the platform's timestamp.
+        thread: platform id of the thread root, if the message is in a thread.
+        sender_name: display name, when the platform gives one.
+        is_direct: a one-to-one conversation with the bot.
+        mentions_bot: the bot was mentioned.
+        platform_key: de-duplication key (e.g. ``slack:C1:1700000000.000100``); ``None`` = never duplicated.
+    """
+
+    platform: str
+    community: str
+    conversation: str
+    sender: str
+    text: str
+    received_at: datetime
+    thread: str | None = None
+    sender_name: str = ""
+    is_direct: bool = False
+    mentions_bot: bool = False
+    platform_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One ranked search result.
+
+    Attributes:
+        kind: ``member``, ``resource`` or ``event``.
+        id: the database id of the row.
+        title: display name (member / company), resource or event title.
+        score: the ranking score used for ordering and the threshold (cosine similarity of normalised
+            embeddings unless the matcher says otherwise), in [-1, 1].
+        why: a short human explanation (matched words, the profile field that matched).
+        below_threshold: ``True`` when ``score`` is under the community's match threshold.
+        url: a link to show, when the row has one.
+        detail: a one-line summary for replies (pitch, description, date and place).
+    """
+
+    kind: MatchKind
+    id: int
+    title: str
+    score: float
+    why: str = ""
+    below_threshold: bool = False
+    url: str = ""
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """The match as the CLI's JSON shape ``{"kind","id","title","score","why","below_threshold"}``."""
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "title": self.title,
+            "score": round(float(self.score), 4),
+            "why": self.why,
+            "below_threshold": self.below_threshold,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """An action a platform may render as a button (Slack) or a text hint (WeChat, console)."""
+
+    label: str
+    action: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One platform-neutral reply.
+
+    Attributes:
+        text: the reply in plain text (adapters may render richer forms from ``matches``/``buttons``).
+        language: ``en`` or ``zh``.
+        matches: the matches the text talks about, in order.
+        buttons: optional actions (RSVP, helpful / not helpful).
+        private: show only to the asker (Slack ephemeral, WeChat DM).
+    """
+
+    text: str
+    language: str = "en"
+    matches: tuple[Match, ...] = field(default_factory=tuple)
+    buttons: tuple[Button, ...] = field(default_factory=tuple)
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HandledMessage:
+    """What the core did with one message: the replies plus what the CLI's ``ask --json`` reports."""
+
+    replies: tuple[Reply, ...]
+    intent: str | None = None
+    confidence: float | None = None
+    language: str = "en"
+    matches: tuple[Match, ...] = ()
+    duplicate: bool = False
+
+    @property
+    def text(self) -> str:
+        """All reply texts joined by blank lines."""
+        return "\n\n".join(r.text for r in self.replies)

@@ -1,0 +1,202 @@
+"""The database schema (SQLModel tables). The database is the single source of truth.
+
+Every timestamp is stored as UTC and read back as an aware ``datetime`` (:class:`UTCDateTime`).
+Schema changes go through Alembic migrations in ``bot/migrations/``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A DateTime column that refuses naive datetimes, stores UTC and returns aware UTC datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column; attach a time zone first")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class Community(SQLModel, table=True):
+    """A community: one Slack team / WeChat room set / console namespace. ``settings`` is a JSON dict."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=100)
+    settings: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Member(SQLModel, table=True):
+    """A member (a person, or a company profile imported from a directory) and their profile.
+
+    ``skills``, ``offers``, ``needs``, ``languages`` are free text (comma-separated lists are fine).
+    ``external_key`` identifies the row in an import source so re-imports update instead of duplicating.
+    """
+
+    __table_args__ = (sa.UniqueConstraint("community_id", "external_key", name="uq_member_external_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    display_name: str = Field(max_length=200)
+    bio: str = ""
+    skills: str = ""
+    offers: str = ""
+    needs: str = ""
+    location: str = ""
+    languages: str = ""
+    timezone: str = ""
+    url: str = ""
+    consent_suggest: bool = True
+    consent_digest: bool = False
+    consent_quote: bool = False
+    external_key: str | None = Field(default=None, max_length=500)
+    source: str = ""
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow, index=True)
+
+
+class PlatformIdentity(SQLModel, table=True):
+    """A member's account on one platform (``console``, ``slack``, ``wechat``)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("community_id", "platform", "platform_user_id", name="uq_identity"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    platform: str = Field(max_length=20)
+    platform_user_id: str = Field(max_length=200)
+    display_name: str = ""
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Resource(SQLModel, table=True):
+    """A shared resource (programme, tool, guide). ``tags`` is a comma-separated string."""
+
+    __table_args__ = (sa.UniqueConstraint("community_id", "external_key", name="uq_resource_external_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    title: str = Field(max_length=300)
+    url: str = ""
+    description: str = ""
+    tags: str = ""
+    language: str = ""
+    external_key: str | None = Field(default=None, max_length=500)
+    source: str = ""
+    added_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow, index=True)
+
+
+class EventStatus:
+    """Values of :attr:`Event.status`."""
+
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Event(SQLModel, table=True):
+    """An event. ``starts_at``/``ends_at`` are aware UTC datetimes; ``timezone`` is where it is held."""
+
+    __table_args__ = (sa.UniqueConstraint("community_id", "external_key", name="uq_event_external_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    title: str = Field(max_length=300)
+    description: str = ""
+    starts_at: datetime = _ts(index=True)
+    ends_at: datetime | None = _ts(default=None)
+    timezone: str = "UTC"
+    place: str = ""
+    link: str = ""
+    capacity: int | None = None
+    organiser_member_id: int | None = Field(default=None, foreign_key="member.id")
+    status: str = Field(default=EventStatus.SCHEDULED, max_length=20)
+    external_key: str | None = Field(default=None, max_length=500)
+    source: str = ""
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow, index=True)
+
+
+class Rsvp(SQLModel, table=True):
+    """A member's answer to an event: ``yes``, ``no`` or ``maybe``; one per (event, member)."""
+
+    __table_args__ = (sa.UniqueConstraint("event_id", "member_id", name="uq_rsvp_event_member"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="event.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    status: str = Field(default="yes", max_length=10)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class MessageLog(SQLModel, table=True):
+    """One incoming message as handled. ``platform_key`` de-duplicates deliveries (unique)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    platform: str = Field(max_length=20)
+    platform_key: str | None = Field(default=None, max_length=300, unique=True)
+    conversation: str = ""
+    sender: str = ""
+    text: str = ""
+    language: str = ""
+    intent: str | None = None
+    confidence: float | None = None
+    answered: bool = False
+    needs_review: bool = False
+    created_at: datetime = _ts(default_factory=utcnow, index=True)
+
+
+class LabelledUtterance(SQLModel, table=True):
+    """A training utterance for the intent classifier (seed, admin label, or feedback)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int | None = Field(default=None, foreign_key="community.id", index=True)
+    text: str
+    label: str = Field(max_length=64)
+    language: str = ""
+    source: str = ""
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class ModelVersion(SQLModel, table=True):
+    """A trained intent model version saved under the data directory; ``status`` active|retired|failed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(unique=True, max_length=64)
+    path: str
+    base_model: str
+    labels: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    status: str = Field(default="active", max_length=20)
+    created_at: datetime = _ts(default_factory=utcnow)

@@ -1,0 +1,65 @@
+"""The small protocols the core talks to: intent classification and matching.
+
+The core never imports torch or faiss; ``bot.app`` wires the real implementations from ``nlp`` and
+``matching``, and core tests use fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.messages import Match, MatchKind
+
+
+@dataclass(frozen=True, slots=True)
+class IntentPrediction:
+    """A calibrated prediction for one utterance.
+
+    Attributes:
+        intent: the most likely label.
+        confidence: its probability in [0, 1] after calibration.
+        ranking: every ``(label, probability)`` pair, most likely first (sums to 1).
+    """
+
+    intent: str
+    confidence: float
+    ranking: tuple[tuple[str, float], ...]
+
+
+class IntentClassifier(Protocol):
+    """Predicts intents for utterances."""
+
+    @property
+    def labels(self) -> Sequence[str]:
+        """The label set, in the model's index order."""
+        ...
+
+    def predict(self, texts: Sequence[str]) -> list[IntentPrediction]:
+        """One prediction per text, in order. ``texts`` may be empty (returns ``[]``)."""
+        ...
+
+
+class Matcher(Protocol):
+    """Ranks a community's members, resources and events against a query.
+
+    Implementations keep their index in step with the database themselves (the database is the source of
+    truth), so callers never notify them of changes.
+    """
+
+    def search(
+        self, *, community_id: int, query: str, kinds: Sequence[MatchKind], top_k: int = 5,
+        threshold: float | None = None, upcoming_only: bool = True,
+    ) -> list[Match]:
+        """The ``top_k`` best matches over ``kinds``, best first, with ``below_threshold`` set.
+
+        Returns fewer than ``top_k`` when fewer items exist, and ``[]`` for an empty community.
+        Events that already ended are left out when ``upcoming_only``; members who did not consent to be
+        suggested are always left out.
+        """
+        ...
+
+    def sync(self, *, community_id: int) -> None:
+        """Bring the indexes of ``community_id`` in step with the database (e.g. after an import)."""
+        ...

@@ -1,0 +1,64 @@
+"""Deployment settings: one pydantic-settings class, read from the environment and ``.env``.
+
+These are *defaults*; per-community settings (time zone, language, admins, thresholds, ...) live in the
+database (:mod:`bot.community`). Every variable is listed in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Deployment-wide defaults.
+
+    Environment variables use the ``COMMUNITYBOT_`` prefix (``COMMUNITYBOT_DATA_DIR``), except
+    ``DATABASE_URL``, which is also accepted bare as is customary.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMUNITYBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("communitybot")),
+        description="Folder for the SQLite database, the intent models and the FAISS indexes.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; overrides the data directory's SQLite file "
+        "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test).",
+    )
+    model_cache: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("communitybot")) / "models",
+        description="Shared cache of converted base models (not per data directory).",
+    )
+    base_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Base encoder for the intent classifier and the embedder: a shipped name "
+        "(all-MiniLM-L6-v2), a Hugging Face id or a local path.",
+    )
+    intent_confidence_floor: float = Field(
+        default=0.55, ge=0.0, le=1.0,
+        description="Below this calibrated confidence the bot does not guess an intent.",
+    )
+    match_threshold: float = Field(
+        default=0.35, ge=-1.0, le=1.0,
+        description="Minimum match score for a result to be offered in a reply.",
+    )
+    default_timezone: str = Field(default="UTC", description="IANA time zone of new communities.")
+    default_language: str = Field(default="en", description="Language of new communities: en or zh.")
+    default_community: str = Field(default="default", description="Community used by the CLI and console.")
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, description="SQLite busy timeout.")
+    seed: int = Field(default=13, description="Random seed for training runs.")
+
+    def resolved_database_url(self) -> str:
+        """The database URL in effect: ``database_url`` or the SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'communitybot.sqlite3').resolve()}"
