@@ -1,0 +1,1 @@
+"""Platform adapters: translate platform events to :class:`bot.messages.IncomingMessage` and back."""

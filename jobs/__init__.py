@@ -1,0 +1,1 @@
+"""Scheduled jobs (reminders, digests, introductions) on APScheduler — see issue "jobs"."""

