@@ -31,13 +31,22 @@ def member_for_sender(
         if member is not None:
             return member
     member = Member(
-        community_id=community.id, display_name=display_name or user_id, consent_suggest=False,
+        community_id=community.id,
+        display_name=display_name or user_id,
+        consent_suggest=False,
         source=f"{platform}:{user_id}",
     )
     session.add(member)
     session.flush()
     assert member.id is not None
-    session.add(PlatformIdentity(community_id=community.id, member_id=member.id, platform=platform,
-                                 platform_user_id=user_id, display_name=display_name))
+    session.add(
+        PlatformIdentity(
+            community_id=community.id,
+            member_id=member.id,
+            platform=platform,
+            platform_user_id=user_id,
+            display_name=display_name,
+        )
+    )
     session.flush()
     return member

@@ -49,8 +49,14 @@ class Matcher(Protocol):
     """
 
     def search(
-        self, *, community_id: int, query: str, kinds: Sequence[MatchKind], top_k: int = 5,
-        threshold: float | None = None, upcoming_only: bool = True,
+        self,
+        *,
+        community_id: int,
+        query: str,
+        kinds: Sequence[MatchKind],
+        top_k: int = 5,
+        threshold: float | None = None,
+        upcoming_only: bool = True,
     ) -> list[Match]:
         """The ``top_k`` best matches over ``kinds``, best first, with ``below_threshold`` set.
 

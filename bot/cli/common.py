@@ -16,10 +16,12 @@ from bot.settings import Settings
 
 DataDirOption = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default: COMMUNITYBOT_DATA_DIR or the user data folder)."),
+    typer.Option(
+        "--data-dir", help="Data directory (default: COMMUNITYBOT_DATA_DIR or the user data folder)."
+    ),
 ]
 CommunityOption = Annotated[
-    str, typer.Option("--community", help="Community name.", show_default=True)
+    str, typer.Option("--community", envvar="COMMUNITYBOT_DEFAULT_COMMUNITY", help="Community name.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line of stdout.")]
 
@@ -37,7 +39,9 @@ def open_database(settings: Settings) -> Engine:
     from bot.db import create_db_engine, upgrade_database
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    engine = create_db_engine(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = create_db_engine(
+        settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
     upgrade_database(engine)
     return engine
 
@@ -52,3 +56,11 @@ def fail(error: CommunityBotError | str, *, code: int = 1) -> typer.Exit:
     message = error.user_message if isinstance(error, CommunityBotError) else error
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(code)
+
+
+def after_import(settings: Settings, engine: Engine, community_id: int) -> None:
+    """Bring the community's search indexes in step with what was just imported (progress on stderr)."""
+    from bot.app import load_matcher
+
+    typer.echo("Updating the search index...", err=True)
+    load_matcher(settings, engine=engine).sync(community_id=community_id)

@@ -7,7 +7,6 @@ Create Date: ${create_date}
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel  # noqa: F401
 from alembic import op
 
 import bot.models  # noqa: F401

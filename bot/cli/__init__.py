@@ -1,0 +1,233 @@
+"""The ``communitybot`` command line (typer). Heavy imports (models, FAISS) happen inside commands, so
+``communitybot --help`` starts fast."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import (
+    CommunityOption,
+    DataDirOption,
+    JsonOption,
+    fail,
+    load_settings,
+    open_database,
+    print_json,
+)
+from bot.cli.importing import import_app
+from bot.errors import CommunityBotError
+
+app = typer.Typer(
+    help="community-bot: a self-hosted assistant for founder communities (Slack, WeChat-style groups).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+community_app = typer.Typer(help="Per-community settings.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(db_app, name="db")
+app.add_typer(community_app, name="community")
+
+DEFAULT_COMMUNITY = "default"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("alembic", "sentence_transformers", "transformers", "httpx", "faiss", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOption = None,
+    community: CommunityOption = DEFAULT_COMMUNITY,
+    chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Open the console chat at the end.")] = True,
+) -> None:
+    """Create the data directory, load the sample community, prepare the model, then open the chat."""
+    from adapters.console import ConsoleAdapter
+    from bot.app import build_app
+    from bot.community import community_settings, get_or_create_community
+    from bot.db import session_scope
+    from bot.models import utcnow
+    from bot.sample import load_sample_community
+
+    settings = load_settings(data_dir)
+    try:
+        app_ = build_app(settings)
+        with session_scope(app_.engine) as session:
+            row = get_or_create_community(session, community, settings=settings)
+            zone = community_settings(row, settings=settings).zone
+            summary = load_sample_community(session, community=row, tz=zone, now=utcnow())
+            community_id = row.id
+        typer.echo(f"Sample community loaded into {settings.data_dir}: {summary}", err=True)
+        app_.classifier  # noqa: B018 - prepares (trains on first run) the intent model, with a progress bar
+        assert community_id is not None
+        app_.matcher.sync(community_id=community_id)
+    except CommunityBotError as exc:
+        raise fail(exc) from exc
+    typer.echo(
+        "Ready. Try: who can help with an angel round? · 下周有什么活动？ · /event list · /help "
+        "(quit with Ctrl-D or 'quit')",
+        err=True,
+    )
+    if chat:
+        ConsoleAdapter(handle=app_.handle, community=community).chat(stdin=sys.stdin, stdout=sys.stdout)
+
+
+@app.command()
+def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_COMMUNITY) -> None:
+    """Open the console chat on an existing data directory."""
+    from adapters.console import ConsoleAdapter
+    from bot.app import build_app
+
+    app_ = build_app(load_settings(data_dir))
+    ConsoleAdapter(handle=app_.handle, community=community).chat(stdin=sys.stdin, stdout=sys.stdout)
+
+
+@app.command()
+def ask(
+    text: Annotated[
+        str, typer.Argument(help='The message, e.g. "who knows about angel rounds?" or "/event list".')
+    ],
+    data_dir: DataDirOption = None,
+    community: CommunityOption = DEFAULT_COMMUNITY,
+    json_out: JsonOption = False,
+) -> None:
+    """Handle one message exactly as a platform message would be, and print the reply."""
+    from adapters.console import ConsoleAdapter
+    from bot.app import build_app
+
+    try:
+        app_ = build_app(load_settings(data_dir))
+        result = ConsoleAdapter(handle=app_.handle, community=community).run_once(text)
+    except CommunityBotError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json(
+            {
+                "intent": result.intent,
+                "confidence": result.confidence,
+                "language": result.language,
+                "matches": [m.to_json() for m in result.matches],
+                "reply": result.text,
+            }
+        )
+    else:
+        typer.echo(result.text or "(no reply)")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    data_dir: DataDirOption = None,
+    community: CommunityOption = DEFAULT_COMMUNITY,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="member, resource or event (repeatable).")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many results.")] = 5,
+    json_out: JsonOption = False,
+) -> None:
+    """List the top matches with their scores (the threshold is reported, not applied)."""
+    from bot.app import build_app
+    from bot.community import community_settings, get_or_create_community
+    from bot.db import session_scope
+
+    kinds = kind or ["member", "resource", "event"]
+    unknown = [k for k in kinds if k not in ("member", "resource", "event")]
+    if unknown:
+        raise fail(f"unknown --kind {', '.join(unknown)}; use member, resource or event", code=2)
+    settings = load_settings(data_dir)
+    try:
+        app_ = build_app(settings)
+        with session_scope(app_.engine) as session:
+            row = get_or_create_community(session, community, settings=settings)
+            threshold = community_settings(row, settings=settings).match_threshold
+            community_id = row.id
+        assert community_id is not None
+        matches = app_.matcher.search(
+            community_id=community_id,
+            query=query,
+            kinds=kinds,  # type: ignore[arg-type]
+            top_k=top,
+            threshold=threshold,
+        )
+    except CommunityBotError as exc:
+        raise fail(exc) from exc
+    if json_out:
+        print_json({"matches": [m.to_json() for m in matches]})
+        return
+    if not matches:
+        typer.echo("No matches.")
+    for i, m in enumerate(matches, 1):
+        flag = "  (below threshold)" if m.below_threshold else ""
+        typer.echo(f"{i}. [{m.kind} #{m.id}] {m.title}  score={m.score:.3f}{flag}\n   {m.why}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOption = None) -> None:
+    """Apply the database migrations (the bot also does it on start)."""
+    settings = load_settings(data_dir)
+    open_database(settings)
+    typer.echo(f"Database is up to date: {settings.resolved_database_url().split('@')[-1]}")
+
+
+@community_app.command("set")
+def community_set(
+    key: Annotated[str, typer.Argument(help="Setting name, e.g. timezone.")],
+    value: Annotated[str, typer.Argument(help="New value, e.g. Asia/Shanghai.")],
+    data_dir: DataDirOption = None,
+    community: CommunityOption = DEFAULT_COMMUNITY,
+) -> None:
+    """Change one setting of a community (same as `/bot config KEY VALUE`)."""
+    from bot.community import get_or_create_community, set_community_setting
+    from bot.db import session_scope
+
+    settings = load_settings(data_dir)
+    try:
+        with session_scope(open_database(settings)) as session:
+            row = get_or_create_community(session, community, settings=settings)
+            parsed = set_community_setting(row, key, value, settings=settings)
+            session.add(row)
+    except CommunityBotError as exc:
+        raise fail(exc, code=2) from exc
+    typer.echo(f"{community}: {key} = {parsed}")
+
+
+@community_app.command("show")
+def community_show(
+    data_dir: DataDirOption = None,
+    community: CommunityOption = DEFAULT_COMMUNITY,
+    json_out: JsonOption = False,
+) -> None:
+    """Show a community's effective settings."""
+    from bot.community import community_settings, get_or_create_community
+    from bot.db import session_scope
+
+    settings = load_settings(data_dir)
+    with session_scope(open_database(settings)) as session:
+        row = get_or_create_community(session, community, settings=settings)
+        effective = community_settings(row, settings=settings).model_dump()
+    if json_out:
+        print_json({"community": community, "settings": effective})
+    else:
+        for key, value in effective.items():
+            typer.echo(f"{key}: {value}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,85 @@
+"""``/bot config [KEY [VALUE]]`` (``/机器人 配置``): a community's settings, for its admins only.
+
+``/bot config`` shows every setting, ``/bot config KEY`` one, ``/bot config KEY VALUE`` (or ``KEY=VALUE``)
+changes one through :func:`bot.community.set_community_setting`, which validates it. Chinese key names
+(时区, 语言, 管理员, ...) are accepted. Values may contain spaces (``digest_cron 0 9 * * 1``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.commands.context import CommandContext
+from bot.commands.parsing import parse_args
+from bot.commands.replies import say
+from bot.community import CONFIG_KEYS, CommunitySettings, set_community_setting
+from bot.errors import PermissionDenied, UsageError
+from bot.i18n import tr
+from bot.messages import Reply
+from bot.settings import Settings
+
+#: Chinese names of the settings.
+ZH_CONFIG_KEYS = {
+    "时区": "timezone", "语言": "language", "管理员": "admins", "公告频道": "announce_channels",
+    "公告群": "announce_channels", "监听频道": "listen_channels", "监听群": "listen_channels",
+    "周报时间": "digest_cron", "置信度下限": "intent_confidence_floor", "匹配阈值": "match_threshold",
+}
+
+
+def config(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/bot config [KEY [VALUE]]``: show or change the community's settings (admins only).
+
+    Raises:
+        PermissionDenied: the sender is not an admin.
+        UsageError: unknown key or invalid value (the message says why).
+    """
+    if not ctx.is_admin:
+        raise PermissionDenied(tr(ctx.language, "Only community admins can see or change the bot's settings.",
+                                  "只有社区管理员可以查看或修改机器人设置。"))
+    words = [t.text for t in parse_args(args, language=ctx.language).positionals]
+    if not words:
+        return [_show(ctx, CONFIG_KEYS)]
+    raw_key, _, inline = words[0].partition("=")
+    key = ZH_CONFIG_KEYS.get(raw_key, raw_key.lower().replace("-", "_"))
+    if key not in CONFIG_KEYS:
+        known = ", ".join(CONFIG_KEYS)
+        raise UsageError(tr(ctx.language, f"Unknown setting {raw_key!r}. Known settings: {known}.",
+                            f"未知设置「{raw_key}」。可用的设置：{known}。"))
+    value = " ".join([inline, *words[1:]] if inline else words[1:]).strip()
+    if not value:
+        return [_show(ctx, (key,))]
+    try:
+        parsed = set_community_setting(ctx.community, key, value, settings=_defaults(ctx.settings))
+    except UsageError as exc:
+        if ctx.language != "zh":
+            raise
+        raise UsageError(f"设置失败：{exc.user_message}") from exc
+    ctx.settings = ctx.settings.model_copy(update={key: parsed})
+    ctx.session.add(ctx.community)
+    ctx.session.flush()
+    shown = _format(parsed)
+    return [say(ctx, f"Setting changed: {key} = {shown}", f"设置已更新：{key} = {shown}")]
+
+
+def _defaults(current: CommunitySettings) -> Settings:
+    """Deployment settings whose defaults are the community's effective values, for the validator.
+
+    Built with ``model_construct`` so that nothing is read from the environment or ``.env`` here.
+    """
+    return Settings.model_construct(default_timezone=current.timezone, default_language=current.language,
+                                    intent_confidence_floor=current.intent_confidence_floor,
+                                    match_threshold=current.match_threshold)
+
+
+def _show(ctx: CommandContext, keys: tuple[str, ...]) -> Reply:
+    values = ctx.settings.model_dump()
+    lines = [f"{key} = {_format(values[key])}" for key in keys]
+    head = tr(ctx.language, "Settings of this community:", "本社区的设置：")
+    text = "\n".join([head, *lines]) if len(keys) > 1 else lines[0]
+    return Reply(text=text, language=ctx.language, private=True)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)

@@ -1,0 +1,315 @@
+"""``/event create|edit|cancel|show|list`` (``/活动 创建|修改|取消|详情``, ``/活动``) and event display.
+
+Times are read and shown in the community's time zone (``ctx.settings.zone``) and stored as UTC. Only the
+organiser or an admin may edit or cancel an event. An event is *past* once it has ended (its end, or its
+start when it has no end, is before now).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from bot.commands.context import CommandContext
+from bot.commands.dates import format_when, looks_like_date_start, parse_when
+from bot.commands.parsing import Flag, Token, join_tokens, parse_args, parse_positive_int
+from bot.commands.replies import say
+from bot.errors import NotFoundError, PermissionDenied, UsageError
+from bot.i18n import tr
+from bot.messages import Button, Reply
+from bot.models import Event, EventStatus, Member, Rsvp
+
+#: Button actions on event replies; the value is the event id (see :func:`bot.commands.rsvp.button_command`).
+RSVP_YES_ACTION = "rsvp"
+RSVP_NO_ACTION = "rsvp_no"
+
+MAX_TITLE_CHARS = 300
+UPCOMING_LIMIT = 20
+PAST_LIMIT = 10
+
+_DETAIL_FLAGS = (
+    Flag("end", ("until", "ends", "结束")),
+    Flag("where", ("place", "location", "地点")),
+    Flag("capacity", ("cap", "limit", "max", "人数", "名额")),
+    Flag("desc", ("description", "描述", "说明")),
+)
+CREATE_FLAGS = _DETAIL_FLAGS
+EDIT_FLAGS = (Flag("title", ("name", "标题")), Flag("when", ("date", "start", "时间")), *_DETAIL_FLAGS)
+LIST_FLAGS = (Flag("past", ("history", "过去", "历史"), takes_value=False),)
+
+
+# --- reading events ----------------------------------------------------------------------------------------
+
+def find_event(ctx: CommandContext, id_text: str) -> Event:
+    """The event of this community whose id ``id_text`` gives (``3`` or ``#3``).
+
+    Raises:
+        UsageError: ``id_text`` is not a number.
+        NotFoundError: no such event in this community.
+    """
+    event_id = parse_positive_int(id_text, what=tr(ctx.language, "The event ID", "活动编号"),
+                                  language=ctx.language)
+    event = ctx.session.get(Event, event_id)
+    if event is None or event.community_id != ctx.community.id:
+        raise NotFoundError(tr(ctx.language, f"There is no event #{event_id}. See /event list.",
+                               f"没有编号为 #{event_id} 的活动。发送 /活动 查看活动列表。"))
+    return event
+
+
+def is_past(event: Event, now: datetime) -> bool:
+    """Whether ``event`` has ended: its end (or, without one, its start) is before ``now``."""
+    return (event.ends_at or event.starts_at) < now
+
+
+def rsvp_counts(ctx: CommandContext, event_ids: Iterable[int]) -> dict[int, Counter[str]]:
+    """``{event id: Counter({"yes": n, "maybe": n, "no": n})}`` for the given events (missing = none)."""
+    ids = list(event_ids)
+    counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
+    if ids:
+        rows = ctx.session.exec(
+            select(Rsvp.event_id, Rsvp.status, sa.func.count()).where(col(Rsvp.event_id).in_(ids))
+            .group_by(col(Rsvp.event_id), col(Rsvp.status))
+        ).all()
+        for event_id, status, n in rows:
+            counts[event_id][status] = n
+    return counts
+
+
+def rsvp_buttons(event: Event, language: str) -> tuple[Button, ...]:
+    """The RSVP yes / no buttons of an event reply (none for a cancelled event)."""
+    if event.status == EventStatus.CANCELLED:
+        return ()
+    value = str(event.id)
+    return (Button(label=tr(language, "RSVP", "报名"), action=RSVP_YES_ACTION, value=value),
+            Button(label=tr(language, "Can't go", "不去了"), action=RSVP_NO_ACTION, value=value))
+
+
+def event_line(ctx: CommandContext, event: Event, counts: Counter[str] | None = None) -> str:
+    """One line: ``#3 Spring Meetup — Mon 10 May 2027, 18:00 · Room 3 · 2 going, 1 maybe``."""
+    lang = ctx.language
+    when = format_when(event.starts_at, tz=ctx.settings.zone, language=lang)
+    parts = [f"#{event.id} {event.title} — {when}"]
+    if event.place:
+        parts.append(event.place)
+    if counts is not None:
+        going = f"{counts['yes']}/{event.capacity}" if event.capacity else str(counts["yes"])
+        parts.append(tr(lang, f"{going} going, {counts['maybe']} maybe",
+                        f"{going} 人报名，{counts['maybe']} 人待定"))
+    if event.status == EventStatus.CANCELLED:
+        parts.append(tr(lang, "CANCELLED", "已取消"))
+    return " · ".join(parts)
+
+
+def event_details(ctx: CommandContext, event: Event) -> str:
+    """Several lines: title, when (with end and time zone), where, capacity, organiser, description, RSVPs."""
+    lang, zone = ctx.language, ctx.settings.zone
+    when = format_when(event.starts_at, tz=zone, language=lang)
+    if event.ends_at is not None:
+        when += " – " + format_when(event.ends_at, tz=zone, language=lang)
+    lines = [f"#{event.id} {event.title}",
+             tr(lang, f"When: {when} ({zone.key})", f"时间：{when}（{zone.key}）")]
+    if event.place:
+        lines.append(tr(lang, f"Where: {event.place}", f"地点：{event.place}"))
+    if event.capacity:
+        lines.append(tr(lang, f"Capacity: {event.capacity}", f"人数上限：{event.capacity}"))
+    organiser = ctx.session.get(Member, event.organiser_member_id) if event.organiser_member_id else None
+    if organiser is not None:
+        lines.append(tr(lang, f"Organiser: {organiser.display_name}", f"组织者：{organiser.display_name}"))
+    if event.description:
+        lines.append(event.description)
+    assert event.id is not None
+    counts = rsvp_counts(ctx, [event.id])[event.id]
+    lines.append(tr(lang, f"RSVPs: {counts['yes']} going, {counts['maybe']} maybe, {counts['no']} not going",
+                    f"报名：{counts['yes']} 人参加，{counts['maybe']} 人待定，{counts['no']} 人不参加"))
+    for status, en, zh in (("yes", "Going", "参加"), ("maybe", "Maybe", "待定")):
+        names = _attendee_names(ctx, event.id, status)
+        if names:
+            lines.append(tr(lang, f"{en}: {', '.join(names)}", f"{zh}：{'、'.join(names)}"))
+    if event.status == EventStatus.CANCELLED:
+        lines.append(tr(lang, "This event was cancelled.", "此活动已取消。"))
+    return "\n".join(lines)
+
+
+def _attendee_names(ctx: CommandContext, event_id: int, status: str) -> list[str]:
+    rows = ctx.session.exec(
+        select(Member.display_name).join(Rsvp, col(Rsvp.member_id) == col(Member.id))
+        .where(Rsvp.event_id == event_id, Rsvp.status == status).order_by(col(Rsvp.created_at))
+    ).all()
+    return list(rows)
+
+
+# --- reading arguments -------------------------------------------------------------------------------------
+
+def _title_and_when(ctx: CommandContext, positionals: Sequence[Token]) -> tuple[str, str]:
+    """Split ``"TITLE" DATE [TIME]``; an unquoted title ends where a readable date begins."""
+    lang = ctx.language
+    if not positionals or not positionals[0].text.strip():
+        raise UsageError(tr(lang, "The event needs a title.", "活动需要一个标题。"))
+    first = positionals[0]
+    if first.quoted or len(positionals) == 1:
+        if len(positionals) == 1:
+            raise UsageError(tr(lang, "The event needs a date, e.g. 2027-05-10 18:00 or 'next Friday 7pm'.",
+                                "活动需要日期，例如 2027-05-10 18:00 或 下周五晚上7点。"))
+        return first.text, join_tokens(positionals[1:])
+    for i in range(1, len(positionals)):
+        if looks_like_date_start(positionals[i].text):
+            when = join_tokens(positionals[i:])
+            try:
+                parse_when(when, tz=ctx.settings.zone, now=ctx.now, allow_past=True)
+            except UsageError:
+                continue
+            return join_tokens(positionals[:i]), when
+    raise UsageError(tr(lang, "I can't tell where the title ends and the date begins; quote the title.",
+                        "分不清标题和日期，请把标题放在引号里。"))
+
+
+def _title(ctx: CommandContext, text: str) -> str:
+    title = text.strip()
+    if not title:
+        raise UsageError(tr(ctx.language, "The event needs a title.", "活动需要一个标题。"))
+    if len(title) > MAX_TITLE_CHARS:
+        raise UsageError(tr(ctx.language, f"The title is too long (at most {MAX_TITLE_CHARS} characters).",
+                            f"标题太长了（最多 {MAX_TITLE_CHARS} 个字符）。"))
+    return title
+
+
+def _when(ctx: CommandContext, text: str) -> datetime:
+    return parse_when(text, tz=ctx.settings.zone, now=ctx.now, language=ctx.language)
+
+
+def _end(ctx: CommandContext, text: str, starts: datetime) -> datetime:
+    """``--end``: read relative to the start, so a bare ``21:00`` falls on the event's day."""
+    ends = parse_when(text, tz=ctx.settings.zone, now=starts, language=ctx.language, allow_past=True)
+    if ends <= starts:
+        raise UsageError(tr(ctx.language, "The end must be after the start.", "结束时间必须晚于开始时间。"))
+    return ends
+
+
+def _capacity(ctx: CommandContext, text: str) -> int:
+    return parse_positive_int(text, what=tr(ctx.language, "Capacity", "人数上限"), language=ctx.language)
+
+
+def _require_organiser(ctx: CommandContext, event: Event) -> None:
+    if not ctx.is_admin and event.organiser_member_id != ctx.member.id:
+        raise PermissionDenied(tr(ctx.language, f"Only the organiser or an admin may change #{event.id}.",
+                                  f"只有组织者或管理员可以修改活动 #{event.id}。"))
+
+
+def _event_id_only(ctx: CommandContext, args: str) -> Event:
+    positionals = parse_args(args, language=ctx.language).positionals
+    if len(positionals) != 1:
+        raise UsageError(tr(ctx.language, "Give one event ID.", "请给出一个活动编号。"))
+    return find_event(ctx, positionals[0].text)
+
+
+# --- handlers ----------------------------------------------------------------------------------------------
+
+def create_event(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/event create "TITLE" DATE [TIME] [--end ...] [--where PLACE] [--capacity N] [--desc TEXT]``."""
+    parsed = parse_args(args, flags=CREATE_FLAGS, language=ctx.language)
+    title_text, when_text = _title_and_when(ctx, parsed.positionals)
+    title = _title(ctx, title_text)
+    starts = _when(ctx, when_text)
+    end_text, capacity_text = parsed.value("end"), parsed.value("capacity")
+    assert ctx.community.id is not None
+    event = Event(
+        community_id=ctx.community.id, title=title, description=parsed.value("desc") or "",
+        starts_at=starts, ends_at=_end(ctx, end_text, starts) if end_text else None,
+        timezone=ctx.settings.timezone, place=parsed.value("where") or "",
+        capacity=_capacity(ctx, capacity_text) if capacity_text else None,
+        organiser_member_id=ctx.member.id, source="command", created_at=ctx.now, updated_at=ctx.now,
+    )
+    ctx.session.add(event)
+    ctx.session.flush()
+    details = event_details(ctx, event)
+    return [say(ctx, f"Event created.\n{details}", f"活动已创建。\n{details}",
+                buttons=rsvp_buttons(event, ctx.language))]
+
+
+def edit_event(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/event edit ID [--title ...] [--when ...] [--end ...] [--where ...] [--capacity N] [--desc ...]``."""
+    lang = ctx.language
+    parsed = parse_args(args, flags=EDIT_FLAGS, language=lang)
+    if len(parsed.positionals) != 1:
+        raise UsageError(tr(lang, "Give the event ID, then what to change.",
+                            "请先给出活动编号，再给出要修改的内容。"))
+    if not parsed.options:
+        raise UsageError(tr(lang, "Nothing to change: give --title, --when, --where, --capacity or --desc.",
+                            "没有要修改的内容：请使用 --title、--when、--where、--capacity 或 --desc。"))
+    event = find_event(ctx, parsed.positionals[0].text)
+    _require_organiser(ctx, event)
+    title, when, end = parsed.value("title"), parsed.value("when"), parsed.value("end")
+    starts = _when(ctx, when) if when else event.starts_at
+    ends = event.ends_at
+    if end:
+        ends = _end(ctx, end, starts)
+    elif when and ends is not None:
+        ends = starts + (ends - event.starts_at)  # keep the duration
+    capacity = parsed.value("capacity")
+    new_capacity = _capacity(ctx, capacity) if capacity else event.capacity
+    event.title = _title(ctx, title) if title is not None else event.title
+    event.starts_at, event.ends_at, event.capacity = starts, ends, new_capacity
+    event.place = parsed.value("where") or event.place
+    event.description = parsed.value("desc") or event.description
+    event.updated_at = ctx.now
+    ctx.session.add(event)
+    ctx.session.flush()
+    details = event_details(ctx, event)
+    return [say(ctx, f"Event updated.\n{details}", f"活动已更新。\n{details}",
+                buttons=rsvp_buttons(event, lang))]
+
+
+def cancel_event(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/event cancel ID``: marks the event cancelled (organiser or admin only)."""
+    event = _event_id_only(ctx, args)
+    _require_organiser(ctx, event)
+    if event.status == EventStatus.CANCELLED:
+        return [say(ctx, f"Event #{event.id} {event.title} was already cancelled.",
+                    f"活动 #{event.id} {event.title} 已经取消过了。")]
+    event.status = EventStatus.CANCELLED
+    event.updated_at = ctx.now
+    ctx.session.add(event)
+    ctx.session.flush()
+    assert event.id is not None
+    going = rsvp_counts(ctx, [event.id])[event.id]["yes"]
+    return [say(ctx, f"Cancelled event #{event.id} {event.title}. {going} people had said they were going.",
+                f"已取消活动 #{event.id} {event.title}。之前有 {going} 人报名。")]
+
+
+def show_event(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/event show ID``: details, RSVP counts and who is going, with RSVP buttons."""
+    event = _event_id_only(ctx, args)
+    details = event_details(ctx, event)
+    buttons = () if is_past(event, ctx.now) else rsvp_buttons(event, ctx.language)
+    return [Reply(text=details, language=ctx.language, buttons=buttons)]
+
+
+def list_events(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/event list [--past]``: upcoming scheduled events by start time, or the latest past ones."""
+    parsed = parse_args(args, flags=LIST_FLAGS, language=ctx.language)
+    if parsed.positionals:
+        raise UsageError(tr(ctx.language, f"Unexpected {join_tokens(parsed.positionals)!r}.",
+                            f"多余的内容：「{join_tokens(parsed.positionals)}」。"))
+    past = bool(parsed.options.get("past"))
+    finish = sa.func.coalesce(col(Event.ends_at), col(Event.starts_at))
+    query = select(Event).where(Event.community_id == ctx.community.id, Event.status == EventStatus.SCHEDULED)
+    if past:
+        query = query.where(finish < ctx.now).order_by(col(Event.starts_at).desc()).limit(PAST_LIMIT)
+    else:
+        query = query.where(finish >= ctx.now).order_by(col(Event.starts_at), col(Event.id))
+        query = query.limit(UPCOMING_LIMIT)
+    events = list(ctx.session.exec(query).all())
+    if not events:
+        if past:
+            return [say(ctx, "No past events yet.", "还没有已结束的活动。")]
+        return [say(ctx, "No upcoming events. Create one with /event create.",
+                    "近期没有活动。可以用 /活动 创建 发起一个。")]
+    counts = rsvp_counts(ctx, [e.id for e in events if e.id is not None])
+    lines = [event_line(ctx, e, counts[e.id]) for e in events if e.id is not None]
+    head = (tr(ctx.language, "Past events:", "已结束的活动：") if past
+            else tr(ctx.language, "Upcoming events:", "近期活动："))
+    return [Reply(text="\n".join([head, *lines]), language=ctx.language)]

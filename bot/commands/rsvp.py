@@ -1,0 +1,93 @@
+"""``/rsvp ID [yes|no|maybe]`` (``/报名 ID``, ``/取消报名 ID``): a member's answer to an event.
+
+One row per (event, member): answering again updates it. A "yes" is refused when the event is full
+(a waitlist is a later feature); nobody can answer a cancelled or past event.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.commands.context import CommandContext
+from bot.commands.dates import format_when
+from bot.commands.event import RSVP_NO_ACTION, RSVP_YES_ACTION, find_event, is_past, rsvp_counts
+from bot.commands.parsing import parse_args
+from bot.commands.replies import say
+from bot.errors import UsageError
+from bot.i18n import tr
+from bot.messages import Reply
+from bot.models import Event, EventStatus, Rsvp
+
+YES, NO, MAYBE = "yes", "no", "maybe"
+
+_ANSWERS = {
+    "yes": YES, "y": YES, "going": YES, "go": YES, "是": YES, "去": YES, "参加": YES, "报名": YES,
+    "no": NO, "n": NO, "not": NO, "不": NO, "不去": NO, "否": NO, "取消": NO,
+    "maybe": MAYBE, "m": MAYBE, "可能": MAYBE, "待定": MAYBE, "也许": MAYBE,
+}
+
+
+def rsvp(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/rsvp ID [yes|no|maybe]`` (default ``yes``; Chinese answers 去/不去/待定 too)."""
+    words = [t.text for t in parse_args(args, language=ctx.language).positionals]
+    if not words or len(words) > 2:
+        raise UsageError(tr(ctx.language, "Give the event ID, then yes, no or maybe.",
+                            "请给出活动编号，以及 yes / no / maybe。"))
+    answer = _ANSWERS.get(words[1].lower()) if len(words) == 2 else YES
+    if answer is None:
+        raise UsageError(tr(ctx.language, f"Answer yes, no or maybe, not {words[1]!r}.",
+                            f"请回答 yes、no 或 maybe，而不是「{words[1]}」。"))
+    return [answer_event(ctx, find_event(ctx, words[0]), answer)]
+
+
+def unrsvp(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/取消报名 ID``: the same as ``/rsvp ID no``."""
+    words = [t.text for t in parse_args(args, language=ctx.language).positionals]
+    if len(words) != 1:
+        raise UsageError(tr(ctx.language, "Give one event ID.", "请给出一个活动编号。"))
+    return [answer_event(ctx, find_event(ctx, words[0]), NO)]
+
+
+def answer_event(ctx: CommandContext, event: Event, answer: str) -> Reply:
+    """Record ``ctx.member``'s ``answer`` (yes/no/maybe) to ``event`` and say what happened.
+
+    A full, cancelled or past event gets a reply saying so and nothing is stored.
+    """
+    assert event.id is not None and ctx.member.id is not None
+    name = f"#{event.id} {event.title}"
+    if event.status == EventStatus.CANCELLED:
+        return say(ctx, f"{name} was cancelled.", f"{name} 已取消。")
+    if is_past(event, ctx.now):
+        return say(ctx, f"{name} has already taken place.", f"{name} 已经结束了。")
+    existing = ctx.session.exec(
+        select(Rsvp).where(Rsvp.event_id == event.id, Rsvp.member_id == ctx.member.id)
+    ).first()
+    going = rsvp_counts(ctx, [event.id])[event.id][YES]
+    already_going = existing is not None and existing.status == YES
+    if answer == YES and event.capacity and going >= event.capacity and not already_going:
+        return say(ctx, f"Sorry, {name} is full ({going}/{event.capacity}).",
+                   f"抱歉，{name} 已满（{going}/{event.capacity}）。")
+    if existing is None:
+        existing = Rsvp(event_id=event.id, member_id=ctx.member.id, created_at=ctx.now)
+    existing.status, existing.updated_at = answer, ctx.now
+    ctx.session.add(existing)
+    ctx.session.flush()
+    going = rsvp_counts(ctx, [event.id])[event.id][YES]
+    when = format_when(event.starts_at, tz=ctx.settings.zone, language=ctx.language)
+    if answer == YES:
+        return say(ctx, f"You're going to {name} ({when}). {going} going.",
+                   f"已报名 {name}，时间 {when}。目前 {going} 人报名。")
+    if answer == MAYBE:
+        return say(ctx, f"Marked as maybe for {name} ({when}).", f"已将 {name} 标记为待定，时间 {when}。")
+    return say(ctx, f"OK, you're not going to {name}.", f"好的，已取消 {name} 的报名。")
+
+
+def button_command(action: str, value: str) -> str | None:
+    """The command text an RSVP button stands for (``rsvp``, ``3`` -> ``/rsvp 3 yes``), else ``None``.
+
+    Adapters that receive a button click can hand this text to :func:`bot.commands.run_command`.
+    """
+    answers = {RSVP_YES_ACTION: YES, RSVP_NO_ACTION: NO}
+    if action not in answers or not value.strip().isdigit():
+        return None
+    return f"/rsvp {value.strip()} {answers[action]}"

@@ -1,0 +1,238 @@
+"""Reading event questions: is there a topic, and is there a time window ("next week", "下周")?
+
+"What events are coming up?" has no topic: the bot lists upcoming events by start time. "Any AI meetups
+next week?" has the topic "ai" and the window next week. This is part of the product's routing core, so it
+is our own small rule set rather than a library.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+# Words that only say "events" or "when", in either language; what remains is the topic.
+_EN_GENERIC = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "any",
+        "anything",
+        "are",
+        "is",
+        "was",
+        "be",
+        "there",
+        "here",
+        "what",
+        "what's",
+        "whats",
+        "which",
+        "when",
+        "where",
+        "who",
+        "how",
+        "event",
+        "events",
+        "meetup",
+        "meetups",
+        "meet-up",
+        "meet-ups",
+        "happening",
+        "happen",
+        "happens",
+        "coming",
+        "up",
+        "upcoming",
+        "next",
+        "this",
+        "on",
+        "for",
+        "in",
+        "at",
+        "of",
+        "to",
+        "do",
+        "does",
+        "we",
+        "our",
+        "us",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "get",
+        "going",
+        "soon",
+        "later",
+        "schedule",
+        "scheduled",
+        "calendar",
+        "planned",
+        "plan",
+        "plans",
+        "list",
+        "show",
+        "tell",
+        "please",
+        "any?",
+        "all",
+        "some",
+        "more",
+        "new",
+        "week",
+        "weekend",
+        "weeks",
+        "today",
+        "tonight",
+        "tomorrow",
+        "month",
+        "months",
+        "day",
+        "days",
+        "year",
+        "lately",
+        "recently",
+        "near",
+        "future",
+        "agenda",
+        "program",
+        "programme",
+        "hi",
+        "hey",
+        "bot",
+        "thanks",
+    ]
+)
+_ZH_GENERIC = (
+    "有什么",
+    "有没有",
+    "有哪些",
+    "什么",
+    "哪些",
+    "最近",
+    "近期",
+    "接下来",
+    "即将",
+    "之后",
+    "以后",
+    "未来",
+    "活动",
+    "聚会",
+    "见面会",
+    "线下",
+    "安排",
+    "日程",
+    "计划",
+    "举办",
+    "举行",
+    "开始",
+    "几点",
+    "时间",
+    "会议",
+    "下周",
+    "本周",
+    "这周",
+    "这个周",
+    "周末",
+    "今天",
+    "明天",
+    "后天",
+    "今晚",
+    "这个月",
+    "下个月",
+    "本月",
+    "请问",
+    "一下",
+    "我们",
+    "社区",
+    "有",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "的",
+    "了",
+    "是",
+    "在",
+    "要",
+    "想",
+    "去",
+    "参加",
+    "报名",
+    "可以",
+    "能",
+    "会",
+    "关于",
+    "相关",
+    "方面",
+    "主题",
+)
+_WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def event_topic(text: str) -> str:
+    """The topic words of an event question, ``""`` when it only asks what is on.
+
+    >>> event_topic("what events are coming up?")
+    ''
+    >>> event_topic("any AI meetups next week?")
+    'ai'
+    """
+    lowered = text.lower()
+    words = [w for w in _WORD.findall(lowered) if w not in _EN_GENERIC]
+    han = lowered
+    for phrase in _ZH_GENERIC:
+        han = han.replace(phrase, " ")
+    han_topic = "".join(_HAN.findall(han))
+    parts = [*words, han_topic] if len(han_topic) >= 2 else words
+    return " ".join(parts).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A half-open window ``[start, end)`` of aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+
+def event_window(text: str, *, now: datetime, tz: ZoneInfo) -> TimeWindow | None:
+    """The time window a question names ("this week", "下周", "tomorrow", "周末"), in ``tz``; else ``None``.
+
+    Weeks start on Monday (ISO 8601). "This week" runs from ``now`` to the end of Sunday.
+    """
+    lowered = text.lower()
+    local = now.astimezone(tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week_start = midnight - timedelta(days=local.weekday())
+
+    def days(a: datetime, n: int) -> TimeWindow:
+        return TimeWindow(a, a + timedelta(days=n))
+
+    if "next week" in lowered or "下周" in lowered or "下星期" in lowered:
+        return days(week_start + timedelta(days=7), 7)
+    if "this week" in lowered or "本周" in lowered or "这周" in lowered or "这星期" in lowered:
+        return TimeWindow(local, week_start + timedelta(days=7))
+    if "weekend" in lowered or "周末" in lowered:
+        saturday = week_start + timedelta(days=5)
+        return TimeWindow(max(local, saturday), saturday + timedelta(days=2))
+    if "tomorrow" in lowered or "明天" in lowered:
+        return days(midnight + timedelta(days=1), 1)
+    if "today" in lowered or "tonight" in lowered or "今天" in lowered or "今晚" in lowered:
+        return TimeWindow(local, midnight + timedelta(days=1))
+    if "next month" in lowered or "下个月" in lowered:
+        first = (midnight.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return TimeWindow(first, (first + timedelta(days=32)).replace(day=1))
+    if "this month" in lowered or "这个月" in lowered or "本月" in lowered:
+        return TimeWindow(local, (midnight.replace(day=1) + timedelta(days=32)).replace(day=1))
+    return None

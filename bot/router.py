@@ -1,0 +1,308 @@
+"""The router: one incoming message in, replies out.
+
+Order of work for one message (DESIGN, "One message, end to end"):
+1. de-duplicate by ``platform_key`` — a unique row in the message log, committed first, so a second
+   delivery (retry, another process, after a restart) sees it and stops;
+2. commands (``/event ...``, Chinese aliases) go to the command layer;
+3. otherwise, if the message is addressed to the bot (DM, mention, or a listening channel), the classifier
+   predicts an intent; below the community's confidence floor the bot offers the two likeliest readings
+   and flags the message for review instead of guessing;
+4. the intent's handler answers through the matcher.
+A failure while handling one message is logged with its traceback and answered with an apology; it never
+propagates to the adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.commands import is_command, run_command
+from bot.commands.context import CommandContext
+from bot.community import CommunitySettings, community_settings, get_or_create_community
+from bot.db import session_scope
+from bot.errors import CommunityBotError
+from bot.i18n import tr
+from bot.intents import (
+    INTENT_HANDLERS,
+    IntentContext,
+    IntentResult,
+    describe_intent,
+    handle_unknown_intent,
+)
+from bot.language import choose_language
+from bot.members import CONSOLE_USER, member_for_sender
+from bot.messages import HandledMessage, IncomingMessage, Match, MatchKind, Reply
+from bot.models import Member, MessageLog
+from bot.ports import IntentClassifier, Matcher
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+#: Longest utterance given to the classifier and the matcher, in characters.
+MAX_UTTERANCE_CHARS = 2000
+
+
+class Router:
+    """Routes messages to commands or intent handlers.
+
+    Args:
+        engine: the database engine.
+        settings: deployment settings (defaults for new communities).
+        classifier: a zero-argument factory of the intent classifier, called on first use (lazy loading:
+            commands never wait for a model).
+        matcher: a zero-argument factory of the matcher, called on first use.
+        clock: returns the current aware UTC time (tests inject a fixed one).
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        classifier: Callable[[], IntentClassifier],
+        matcher: Callable[[], Matcher],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._classifier_factory = classifier
+        self._matcher_factory = matcher
+        self._classifier: IntentClassifier | None = None
+        self._matcher: Matcher | None = None
+        self.clock = clock
+
+    @property
+    def classifier(self) -> IntentClassifier:
+        """The classifier, created on first use."""
+        if self._classifier is None:
+            self._classifier = self._classifier_factory()
+        return self._classifier
+
+    @property
+    def matcher(self) -> Matcher:
+        """The matcher, created on first use."""
+        if self._matcher is None:
+            self._matcher = self._matcher_factory()
+        return self._matcher
+
+    def handle(self, message: IncomingMessage) -> HandledMessage:
+        """Handle one message; never raises for a failure inside the handling of this message."""
+        if message.platform_key and not self._claim(message):
+            log.info("duplicate delivery ignored: %s", message.platform_key)
+            return HandledMessage(replies=(), duplicate=True)
+        try:
+            return self._handle(message)
+        except Exception:
+            log.exception("failed to handle message %s from %s", message.platform_key, message.sender)
+            lang = choose_language(message.text)
+            text = tr(
+                lang,
+                "Sorry, something went wrong while handling that. The admins can see the error.",
+                "抱歉，处理这条消息时出错了，管理员可以看到错误详情。",
+            )
+            return HandledMessage(replies=(Reply(text=text, language=lang),), language=lang)
+
+    def _claim(self, message: IncomingMessage) -> bool:
+        """Insert the message-log row for ``platform_key``; ``False`` if another delivery already did."""
+        try:
+            with session_scope(self.engine) as session:
+                community = get_or_create_community(session, message.community, settings=self.settings)
+                assert community.id is not None
+                session.add(
+                    MessageLog(
+                        community_id=community.id,
+                        platform=message.platform,
+                        platform_key=message.platform_key,
+                        conversation=message.conversation,
+                        sender=message.sender,
+                        text=message.text[:MAX_UTTERANCE_CHARS],
+                        created_at=message.received_at,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def _is_admin(self, message: IncomingMessage, settings: CommunitySettings) -> bool:
+        if message.platform == "console" and message.sender == CONSOLE_USER:
+            return True
+        return message.sender in settings.admins or f"{message.platform}:{message.sender}" in settings.admins
+
+    def _addressed(self, message: IncomingMessage, settings: CommunitySettings) -> bool:
+        return message.is_direct or message.mentions_bot or message.conversation in settings.listen_channels
+
+    def _handle(self, message: IncomingMessage) -> HandledMessage:
+        now = self.clock()
+        text = message.text.strip()
+        with session_scope(self.engine) as session:
+            community = get_or_create_community(session, message.community, settings=self.settings)
+            settings = community_settings(community, settings=self.settings)
+            member = member_for_sender(
+                session,
+                community=community,
+                platform=message.platform,
+                user_id=message.sender,
+                display_name=message.sender_name,
+            )
+            language = choose_language(text, _first_language(member), settings.language)
+            if is_command(text):
+                ctx = CommandContext(
+                    session=session,
+                    community=community,
+                    settings=settings,
+                    member=member,
+                    message=message,
+                    language=language,
+                    is_admin=self._is_admin(message, settings),
+                    now=now,
+                    matcher=_LazyMatcher(self),
+                )
+                replies = run_command(ctx, text)
+                self._log(
+                    session,
+                    message,
+                    community.id,
+                    language,
+                    intent="command",
+                    confidence=None,
+                    answered=bool(replies),
+                    review=False,
+                )
+                return HandledMessage(replies=tuple(replies), intent="command", language=language)
+            if not self._addressed(message, settings):
+                return HandledMessage(replies=(), language=language)
+            if not _HAS_LETTER.search(text):
+                reply = Reply(
+                    text=tr(
+                        language,
+                        "👋 Ask me about members, resources or events.",
+                        "👋 可以问我成员、资源或活动的问题。",
+                    ),
+                    language=language,
+                )
+                return HandledMessage(replies=(reply,), language=language)
+            utterance = text[:MAX_UTTERANCE_CHARS]
+            prediction = self.classifier.predict([utterance])[0]
+            ictx = IntentContext(
+                session=session,
+                community=community,
+                settings=settings,
+                member=member,
+                message=message,
+                text=utterance,
+                language=language,
+                now=now,
+                matcher=self.matcher,
+            )
+            if prediction.confidence < settings.intent_confidence_floor:
+                result = self._unsure(ictx, [label for label, _ in prediction.ranking[:2]])
+            else:
+                handler = INTENT_HANDLERS.get(prediction.intent, handle_unknown_intent)
+                try:
+                    result = handler(ictx)
+                except CommunityBotError as exc:
+                    result = IntentResult([Reply(text=exc.user_message, language=language)])
+            self._log(
+                session,
+                message,
+                community.id,
+                language,
+                intent=prediction.intent,
+                confidence=prediction.confidence,
+                answered=not result.unanswered,
+                review=result.unanswered or prediction.confidence < settings.intent_confidence_floor,
+            )
+            return HandledMessage(
+                replies=tuple(result.replies),
+                intent=prediction.intent,
+                confidence=prediction.confidence,
+                language=language,
+                matches=tuple(result.matches),
+            )
+
+    def _unsure(self, ctx: IntentContext, readings: list[str]) -> IntentResult:
+        lang = ctx.language
+        options = " / ".join(f"“{describe_intent(r, lang)}”" for r in readings)
+        text = tr(
+            lang,
+            f"I'm not sure what you mean. Did you want to {options}? You can also rephrase, "
+            "or I'll ask members who may know.",
+            f"我不太确定你的意思。你是想{options}吗？可以换个说法，或者我去问问可能知道的成员。",
+        )
+        return IntentResult([Reply(text=text, language=lang)], unanswered=True)
+
+    def _log(
+        self,
+        session: Session,
+        message: IncomingMessage,
+        community_id: int | None,
+        language: str,
+        *,
+        intent: str | None,
+        confidence: float | None,
+        answered: bool,
+        review: bool,
+    ) -> None:
+        """Record what was done with the message (updates the de-duplication row when there is one)."""
+        assert community_id is not None
+        entry = None
+        if message.platform_key:
+            entry = session.exec(
+                select(MessageLog).where(MessageLog.platform_key == message.platform_key)
+            ).first()
+        if entry is None:
+            entry = MessageLog(
+                community_id=community_id,
+                platform=message.platform,
+                conversation=message.conversation,
+                sender=message.sender,
+                text=message.text[:MAX_UTTERANCE_CHARS],
+                created_at=message.received_at,
+            )
+        entry.language, entry.intent, entry.confidence = language, intent, confidence
+        entry.answered, entry.needs_review = answered, review
+        session.add(entry)
+
+
+class _LazyMatcher:
+    """A :class:`Matcher` that asks the router for the real one only when a command searches."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def search(
+        self,
+        *,
+        community_id: int,
+        query: str,
+        kinds: Sequence[MatchKind],
+        top_k: int = 5,
+        threshold: float | None = None,
+        upcoming_only: bool = True,
+    ) -> list[Match]:
+        return self._router.matcher.search(
+            community_id=community_id,
+            query=query,
+            kinds=kinds,
+            top_k=top_k,
+            threshold=threshold,
+            upcoming_only=upcoming_only,
+        )
+
+    def sync(self, *, community_id: int) -> None:
+        self._router.matcher.sync(community_id=community_id)
+
+
+def _first_language(member: Member) -> str | None:
+    first = member.languages.replace("，", ",").split(",")[0].strip().lower()
+    return {"english": "en", "chinese": "zh", "中文": "zh", "英文": "en", "英语": "en"}.get(
+        first, first or None
+    )

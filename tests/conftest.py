@@ -1,0 +1,41 @@
+"""Shared fixtures: a migrated SQLite database in a temp dir, settings pointing at it, shared-data path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from bot.db import create_db_engine, upgrade_database
+from bot.settings import Settings
+
+SHARED_DATA = Path(
+    os.environ.get("COMMUNITYBOT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose data directory and model cache live in ``tmp_path``."""
+    return Settings(data_dir=tmp_path / "data", model_cache=tmp_path / "cache", database_url=None)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """A migrated SQLite database under the test's data directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    eng = create_db_engine(settings.resolved_database_url())
+    upgrade_database(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data``; skips the test when it is absent (it is never copied into the repo)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared evaluation data not found at {SHARED_DATA} (set COMMUNITYBOT_SHARED_DATA)")
+    return SHARED_DATA

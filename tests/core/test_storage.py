@@ -1,0 +1,90 @@
+"""Storage: migrations on SQLite and PostgreSQL, aware datetimes, constraints, SQLite WAL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.db import create_db_engine, session_scope, upgrade_database
+from bot.models import Community, Event, Member, MessageLog, Rsvp
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    """A fresh schema on the machine's PostgreSQL (``TEST_POSTGRES_URL``), dropped afterwards."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("TEST_POSTGRES_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    schema = f"cb_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _exercise(engine: Engine) -> None:
+    upgrade_database(engine)
+    upgrade_database(engine)  # idempotent: the app upgrades on every start
+    shanghai = timezone(timedelta(hours=8))
+    with session_scope(engine) as s:
+        c = Community(name="c1")
+        s.add(c)
+        s.flush()
+        assert c.id is not None
+        m = Member(community_id=c.id, display_name="Ann")
+        e = Event(community_id=c.id, title="Meetup", starts_at=datetime(2027, 5, 10, 18, 0, tzinfo=shanghai))
+        s.add_all([m, e])
+        s.flush()
+        assert m.id is not None and e.id is not None
+        s.add(Rsvp(event_id=e.id, member_id=m.id))
+        event_id, member_id = e.id, m.id
+    with session_scope(engine) as s:
+        stored = s.get(Event, event_id)
+        assert stored is not None
+        assert stored.starts_at == datetime(2027, 5, 10, 10, 0, tzinfo=UTC)
+        assert stored.starts_at.tzinfo is not None
+    with pytest.raises(IntegrityError), session_scope(engine) as s:
+        s.add(Rsvp(event_id=event_id, member_id=member_id, status="maybe"))
+    with session_scope(engine) as s:
+        s.add(MessageLog(community_id=stored.community_id, platform="slack", platform_key="slack:C:1"))
+    with pytest.raises(IntegrityError), session_scope(engine) as s:
+        s.add(MessageLog(community_id=stored.community_id, platform="slack", platform_key="slack:C:1"))
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == "0001"
+
+
+def test_sqlite_schema_constraints_and_wal(tmp_path: object) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path}/bot.sqlite3", busy_timeout_ms=1234)
+    _exercise(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar_one() == 1234
+
+
+def test_postgres_schema_and_constraints(pg_engine: Engine) -> None:
+    _exercise(pg_engine)
+
+
+def test_naive_datetime_is_refused(engine: Engine) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), session_scope(engine) as s:
+        c = Community(name="c2")
+        s.add(c)
+        s.flush()
+        assert c.id is not None
+        s.add(Event(community_id=c.id, title="x", starts_at=datetime(2027, 1, 1)))
+        s.flush()
