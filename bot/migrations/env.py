@@ -13,7 +13,9 @@ target_metadata = SQLModel.metadata
 
 
 def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or sa.create_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = config.attributes.get("engine") or sa.create_engine(
+        config.get_main_option("sqlalchemy.url") or ""
+    )
     with engine.connect() as connection:
         context.configure(
             connection=connection,
