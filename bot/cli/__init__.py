@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -20,6 +21,10 @@ from bot.cli.common import (
 )
 from bot.cli.importing import import_app
 from bot.errors import CommunityBotError
+
+# torch's OpenMP threads busy-wait by default, which starves other processes on a 2-core machine and makes
+# a single prediction 50x slower under load; this must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 app = typer.Typer(
     help="community-bot: a self-hosted assistant for founder communities (Slack, WeChat-style groups).",

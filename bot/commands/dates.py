@@ -35,6 +35,7 @@ from dateutil.parser import isoparse
 
 from bot.errors import UsageError
 from bot.i18n import tr
+from bot.timefmt import format_when
 
 #: Start time of an event given with a date only.
 DEFAULT_START = time(18, 0)
@@ -88,18 +89,6 @@ def looks_like_date_start(word: str) -> bool:
     return bool(word) and (word[0].isdigit() or word in _EN_DATE_WORDS or bool(_ZH_DATE_START.match(word)))
 
 
-def format_when(moment: datetime, *, tz: ZoneInfo, language: str = "en") -> str:
-    """``moment`` as wall time in ``tz``: ``Mon 10 May 2027, 18:00`` or ``2027年5月10日（周一）18:00``."""
-    local = moment.astimezone(tz)
-    clock, weekday = f"{local:%H:%M}", local.weekday()
-    if language == "zh":
-        return f"{local.year}年{local.month}月{local.day}日（周{_ZH_DAYS[weekday]}）{clock}"
-    return f"{_EN_DAYS[weekday]} {local.day} {_EN_MONTHS[local.month - 1]} {local.year}, {clock}"
-
-
-_ZH_DAYS = "一二三四五六日"
-_EN_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _EN_DATE_WORDS = frozenset({
     "today", "tonight", "tomorrow", "next", "this", "on", "in", "noon", "midnight",
     "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun",

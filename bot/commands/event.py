@@ -15,13 +15,15 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.commands.context import CommandContext
-from bot.commands.dates import format_when, looks_like_date_start, parse_when
+from bot.commands.dates import looks_like_date_start, parse_when
 from bot.commands.parsing import Flag, Token, join_tokens, parse_args, parse_positive_int
 from bot.commands.replies import say
 from bot.errors import NotFoundError, PermissionDenied, UsageError
+from bot.events import event_line, is_past, past_events, upcoming_events
 from bot.i18n import tr
 from bot.messages import Button, Reply
 from bot.models import Event, EventStatus, Member, Rsvp
+from bot.timefmt import format_when
 
 #: Button actions on event replies; the value is the event id (see :func:`bot.commands.rsvp.button_command`).
 RSVP_YES_ACTION = "rsvp"
@@ -60,11 +62,6 @@ def find_event(ctx: CommandContext, id_text: str) -> Event:
     return event
 
 
-def is_past(event: Event, now: datetime) -> bool:
-    """Whether ``event`` has ended: its end (or, without one, its start) is before ``now``."""
-    return (event.ends_at or event.starts_at) < now
-
-
 def rsvp_counts(ctx: CommandContext, event_ids: Iterable[int]) -> dict[int, Counter[str]]:
     """``{event id: Counter({"yes": n, "maybe": n, "no": n})}`` for the given events (missing = none)."""
     ids = list(event_ids)
@@ -86,22 +83,6 @@ def rsvp_buttons(event: Event, language: str) -> tuple[Button, ...]:
     value = str(event.id)
     return (Button(label=tr(language, "RSVP", "报名"), action=RSVP_YES_ACTION, value=value),
             Button(label=tr(language, "Can't go", "不去了"), action=RSVP_NO_ACTION, value=value))
-
-
-def event_line(ctx: CommandContext, event: Event, counts: Counter[str] | None = None) -> str:
-    """One line: ``#3 Spring Meetup — Mon 10 May 2027, 18:00 · Room 3 · 2 going, 1 maybe``."""
-    lang = ctx.language
-    when = format_when(event.starts_at, tz=ctx.settings.zone, language=lang)
-    parts = [f"#{event.id} {event.title} — {when}"]
-    if event.place:
-        parts.append(event.place)
-    if counts is not None:
-        going = f"{counts['yes']}/{event.capacity}" if event.capacity else str(counts["yes"])
-        parts.append(tr(lang, f"{going} going, {counts['maybe']} maybe",
-                        f"{going} 人报名，{counts['maybe']} 人待定"))
-    if event.status == EventStatus.CANCELLED:
-        parts.append(tr(lang, "CANCELLED", "已取消"))
-    return " · ".join(parts)
 
 
 def event_details(ctx: CommandContext, event: Event) -> str:
@@ -295,21 +276,20 @@ def list_events(ctx: CommandContext, args: str) -> list[Reply]:
         raise UsageError(tr(ctx.language, f"Unexpected {join_tokens(parsed.positionals)!r}.",
                             f"多余的内容：「{join_tokens(parsed.positionals)}」。"))
     past = bool(parsed.options.get("past"))
-    finish = sa.func.coalesce(col(Event.ends_at), col(Event.starts_at))
-    query = select(Event).where(Event.community_id == ctx.community.id, Event.status == EventStatus.SCHEDULED)
+    assert ctx.community.id is not None
     if past:
-        query = query.where(finish < ctx.now).order_by(col(Event.starts_at).desc()).limit(PAST_LIMIT)
+        events = past_events(ctx.session, community_id=ctx.community.id, now=ctx.now, limit=PAST_LIMIT)
     else:
-        query = query.where(finish >= ctx.now).order_by(col(Event.starts_at), col(Event.id))
-        query = query.limit(UPCOMING_LIMIT)
-    events = list(ctx.session.exec(query).all())
+        events = upcoming_events(ctx.session, community_id=ctx.community.id, now=ctx.now,
+                                 limit=UPCOMING_LIMIT)
     if not events:
         if past:
             return [say(ctx, "No past events yet.", "还没有已结束的活动。")]
         return [say(ctx, "No upcoming events. Create one with /event create.",
                     "近期没有活动。可以用 /活动 创建 发起一个。")]
     counts = rsvp_counts(ctx, [e.id for e in events if e.id is not None])
-    lines = [event_line(ctx, e, counts[e.id]) for e in events if e.id is not None]
+    lines = [event_line(e, tz=ctx.settings.zone, language=ctx.language, counts=counts[e.id])
+             for e in events if e.id is not None]
     head = (tr(ctx.language, "Past events:", "已结束的活动：") if past
             else tr(ctx.language, "Upcoming events:", "近期活动："))
     return [Reply(text="\n".join([head, *lines]), language=ctx.language)]

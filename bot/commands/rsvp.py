@@ -9,14 +9,15 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.commands.context import CommandContext
-from bot.commands.dates import format_when
-from bot.commands.event import RSVP_NO_ACTION, RSVP_YES_ACTION, find_event, is_past, rsvp_counts
+from bot.commands.event import RSVP_NO_ACTION, RSVP_YES_ACTION, find_event, rsvp_counts
 from bot.commands.parsing import parse_args
 from bot.commands.replies import say
 from bot.errors import UsageError
+from bot.events import is_past
 from bot.i18n import tr
 from bot.messages import Reply
 from bot.models import Event, EventStatus, Rsvp
+from bot.timefmt import format_when
 
 YES, NO, MAYBE = "yes", "no", "maybe"
 

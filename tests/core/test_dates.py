@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.commands.dates import DEFAULT_START, format_when, looks_like_date_start, parse_when
+from bot.commands.dates import DEFAULT_START, looks_like_date_start, parse_when
 from bot.errors import UsageError
+from bot.timefmt import format_when
 
 # Friday 1 January 2027, 09:00 UTC = Fri 17:00 in Shanghai (UTC+8) = Fri 01:00 in Los Angeles (PST, UTC-8).
 NOW = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)

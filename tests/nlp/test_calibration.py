@@ -1,0 +1,55 @@
+"""Temperature scaling, ECE, softmax and the stratified split (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlp.classifier import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax
+from nlp.training import stratified_split
+
+
+def test_fit_temperature_recovers_the_temperature_that_generated_the_labels() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(4000, 5))
+    probs = softmax(logits / 2.0)
+    targets = np.array([rng.choice(5, p=p) for p in probs])
+    t = fit_temperature(logits=logits, targets=targets)
+    assert t == pytest.approx(2.0, rel=0.08)
+    assert negative_log_likelihood(logits=logits, targets=targets, temperature=t) < negative_log_likelihood(
+        logits=logits, targets=targets, temperature=1.0)
+
+
+def test_fit_temperature_without_examples_is_one() -> None:
+    assert fit_temperature(logits=np.zeros((0, 3)), targets=np.zeros(0, dtype=int)) == 1.0
+
+
+def test_ece_by_hand() -> None:
+    # two examples at confidence 0.9 (one right, one wrong) -> one bin, |0.5 - 0.9| = 0.4
+    probs = np.array([[0.9, 0.1], [0.9, 0.1]])
+    assert expected_calibration_error(probs=probs, targets=np.array([0, 1])) == pytest.approx(0.4)
+    # perfectly confident and right -> 0
+    assert expected_calibration_error(probs=np.array([[1.0, 0.0]]), targets=np.array([0])) == 0.0
+
+
+def test_softmax_rows_sum_to_one_and_survive_large_logits() -> None:
+    p = softmax(np.array([[1000.0, 0.0, -1000.0], [1.0, 1.0, 1.0]]))
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert p[0, 0] == pytest.approx(1.0)
+    assert np.allclose(p[1], 1 / 3)
+
+
+def test_stratified_split_keeps_singletons_in_train_and_is_seeded() -> None:
+    examples = [(f"a{i}", "a") for i in range(10)] + [(f"b{i}", "b") for i in range(5)] + [("c0", "c")]
+    train, val = stratified_split(examples, val_fraction=0.2, seed=13)
+    assert ("c0", "c") in train and all(label != "c" for _, label in val)
+    assert sorted(label for _, label in val) == ["a", "a", "b"]
+    assert sorted(train + val) == sorted(examples)
+    assert (train, val) == stratified_split(examples, val_fraction=0.2, seed=13)
+    assert stratified_split(examples, val_fraction=0.2, seed=14)[1] != val
+
+
+def test_stratified_split_with_two_examples_puts_one_in_each() -> None:
+    train, val = stratified_split([("x", "a"), ("y", "a"), ("z", "b")], seed=1)
+    assert len(val) == 1 and val[0][1] == "a"
+    assert len(train) == 2

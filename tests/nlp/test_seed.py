@@ -1,0 +1,51 @@
+"""The shipped bilingual seed utterances: coverage per intent and language, no duplicates, loader."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from bot.errors import ModelError
+from nlp.seed import SEED_DIR, SEED_INTENTS, SEED_LANGUAGES, load_seed_utterances
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize("lang", SEED_LANGUAGES)
+def test_every_intent_has_at_least_40_utterances_per_language(lang: str) -> None:
+    counts = Counter(label for _, label in load_seed_utterances(languages=(lang,)))
+    assert set(counts) == set(SEED_INTENTS)
+    assert min(counts.values()) >= 40, counts
+
+
+def test_no_duplicate_texts_across_files_even_ignoring_case() -> None:
+    texts = [text.strip().lower() for text, _ in load_seed_utterances()]
+    dupes = [t for t, n in Counter(texts).items() if n > 1]
+    assert dupes == []
+
+
+def test_files_are_jsonl_with_text_and_label_only() -> None:
+    for lang in SEED_LANGUAGES:
+        for line in (SEED_DIR / f"intents_{lang}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            assert set(row) == {"text", "label"}
+            assert row["text"] == row["text"].strip() and row["text"]
+
+
+def test_chinese_file_is_chinese_and_english_file_is_not() -> None:
+    zh = [text for text, _ in load_seed_utterances(languages=("zh",))]
+    en = [text for text, _ in load_seed_utterances(languages=("en",))]
+    assert sum(bool(CJK.search(t)) for t in zh) / len(zh) > 0.95
+    assert not any(CJK.search(t) for t in en)
+
+
+def test_loader_keeps_language_order_and_rejects_unknown_languages() -> None:
+    both = load_seed_utterances()
+    en = load_seed_utterances(languages=("en",))
+    assert both[: len(en)] == en
+    assert len(both) > len(en) >= 400
+    with pytest.raises(ModelError, match="No seed utterances for language 'fr'"):
+        load_seed_utterances(languages=("fr",))
