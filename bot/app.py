@@ -38,7 +38,8 @@ def load_matcher(settings: Settings, *, engine: Engine) -> Matcher:
     from matching.search import IndexedMatcher
 
     embedder = SentenceTransformerEmbedder.from_base_model(settings.base_model)
-    return IndexedMatcher(engine=engine, data_dir=settings.data_dir, embedder=embedder)
+    return IndexedMatcher(engine=engine, data_dir=settings.data_dir, embedder=embedder,
+                          default_threshold=embedder.spec.match_threshold)
 
 
 @dataclass

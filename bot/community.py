@@ -34,7 +34,8 @@ class CommunitySettings(BaseModel):
         listen_channels: channels / groups where the bot reads every message, not only mentions.
         digest_cron: cron expression of the weekly digest, in ``timezone``.
         intent_confidence_floor: below this confidence the bot does not guess, in [0, 1].
-        match_threshold: minimum cosine score of a match shown in replies, in [-1, 1].
+        match_threshold: minimum cosine score of a match shown in replies, in [-1, 1]; ``None`` (set it to
+            ``auto``) uses the embedding model's calibrated default.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -46,7 +47,7 @@ class CommunitySettings(BaseModel):
     listen_channels: list[str] = Field(default_factory=list)
     digest_cron: str = "0 9 * * 1"
     intent_confidence_floor: float = Field(default=0.55, ge=0.0, le=1.0)
-    match_threshold: float = Field(default=0.35, ge=-1.0, le=1.0)
+    match_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
 
     @field_validator("timezone")
     @classmethod
@@ -62,6 +63,13 @@ class CommunitySettings(BaseModel):
     def _check_lang(cls, value: str) -> str:
         if value not in ("en", "zh"):
             raise ValueError("language must be en or zh")
+        return value
+
+    @field_validator("match_threshold", mode="before")
+    @classmethod
+    def _auto_threshold(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "auto", "none", "default", "自动"):
+            return None
         return value
 
     _split = field_validator("admins", "announce_channels", "listen_channels", mode="before")(
@@ -103,8 +111,9 @@ def community_settings(community: Community, *, settings: Settings) -> Community
     return CommunitySettings.model_validate(merged)
 
 
-def set_community_setting(community: Community, key: str, value: str, *, settings: Settings) -> Any:
-    """Validate and store ``key = value`` on ``community``; returns the parsed value.
+def set_community_setting(community: Community, key: str, value: str, *, current: CommunitySettings) -> Any:
+    """Validate ``key = value`` against the community's effective settings ``current`` and store it on
+    ``community``; returns the parsed value.
 
     Raises:
         UsageError: unknown key (the message lists the known ones) or a value that does not validate.
@@ -112,7 +121,6 @@ def set_community_setting(community: Community, key: str, value: str, *, setting
     key = key.strip().lower().replace("-", "_")
     if key not in CONFIG_KEYS:
         raise UsageError(f"Unknown setting {key!r}. Known settings: {', '.join(CONFIG_KEYS)}.")
-    current = community_settings(community, settings=settings)
     try:
         updated = CommunitySettings.model_validate({**current.model_dump(), key: value})
     except ValidationError as exc:

@@ -47,9 +47,10 @@ class Settings(BaseSettings):
         default=0.55, ge=0.0, le=1.0,
         description="Below this calibrated confidence the bot does not guess an intent.",
     )
-    match_threshold: float = Field(
-        default=0.35, ge=-1.0, le=1.0,
-        description="Minimum match score for a result to be offered in a reply.",
+    match_threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="Minimum cosine score of a match offered in a reply; unset = the base model's "
+        "calibrated default.",
     )
     default_timezone: str = Field(default="UTC", description="IANA time zone of new communities.")
     default_language: str = Field(default="en", description="Language of new communities: en or zh.")

@@ -127,6 +127,11 @@ class SentenceTransformerEmbedder:
                    passage_max_seq_length=passage_max_seq_length)
 
     @property
+    def spec(self) -> BaseModelSpec:
+        """The resolved base model this embedder runs."""
+        return self._spec
+
+    @property
     def dim(self) -> int:
         return self._dim
 

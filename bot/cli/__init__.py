@@ -198,14 +198,15 @@ def community_set(
     community: CommunityOption = DEFAULT_COMMUNITY,
 ) -> None:
     """Change one setting of a community (same as `/bot config KEY VALUE`)."""
-    from bot.community import get_or_create_community, set_community_setting
+    from bot.community import community_settings, get_or_create_community, set_community_setting
     from bot.db import session_scope
 
     settings = load_settings(data_dir)
     try:
         with session_scope(open_database(settings)) as session:
             row = get_or_create_community(session, community, settings=settings)
-            parsed = set_community_setting(row, key, value, settings=settings)
+            current = community_settings(row, settings=settings)
+            parsed = set_community_setting(row, key, value, current=current)
             session.add(row)
     except CommunityBotError as exc:
         raise fail(exc, code=2) from exc

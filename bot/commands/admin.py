@@ -12,11 +12,10 @@ from typing import Any
 from bot.commands.context import CommandContext
 from bot.commands.parsing import parse_args
 from bot.commands.replies import say
-from bot.community import CONFIG_KEYS, CommunitySettings, set_community_setting
+from bot.community import CONFIG_KEYS, set_community_setting
 from bot.errors import PermissionDenied, UsageError
 from bot.i18n import tr
 from bot.messages import Reply
-from bot.settings import Settings
 
 #: Chinese names of the settings.
 ZH_CONFIG_KEYS = {
@@ -49,7 +48,7 @@ def config(ctx: CommandContext, args: str) -> list[Reply]:
     if not value:
         return [_show(ctx, (key,))]
     try:
-        parsed = set_community_setting(ctx.community, key, value, settings=_defaults(ctx.settings))
+        parsed = set_community_setting(ctx.community, key, value, current=ctx.settings)
     except UsageError as exc:
         if ctx.language != "zh":
             raise
@@ -59,16 +58,6 @@ def config(ctx: CommandContext, args: str) -> list[Reply]:
     ctx.session.flush()
     shown = _format(parsed)
     return [say(ctx, f"Setting changed: {key} = {shown}", f"设置已更新：{key} = {shown}")]
-
-
-def _defaults(current: CommunitySettings) -> Settings:
-    """Deployment settings whose defaults are the community's effective values, for the validator.
-
-    Built with ``model_construct`` so that nothing is read from the environment or ``.env`` here.
-    """
-    return Settings.model_construct(default_timezone=current.timezone, default_language=current.language,
-                                    intent_confidence_floor=current.intent_confidence_floor,
-                                    match_threshold=current.match_threshold)
 
 
 def _show(ctx: CommandContext, keys: tuple[str, ...]) -> Reply:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.community import community_settings, set_community_setting
+from bot.community import CommunitySettings, community_settings, set_community_setting
 from bot.errors import UsageError
 from bot.models import Community
 from bot.settings import Settings
@@ -34,16 +34,33 @@ def test_community_settings_overlay_defaults_and_validate() -> None:
     settings = Settings(default_timezone="Asia/Shanghai", default_language="zh")
     row = Community(name="c", settings={})
     assert community_settings(row, settings=settings).timezone == "Asia/Shanghai"
-    assert set_community_setting(row, "listen-channels", "C1, C2，C3", settings=settings) == [
+
+    def now() -> CommunitySettings:
+        return community_settings(row, settings=settings)
+
+    assert set_community_setting(
+        row, "listen-channels", "C1, C2，C3", current=community_settings(row, settings=settings)
+    ) == [
         "C1",
         "C2",
         "C3",
     ]
-    assert set_community_setting(row, "match_threshold", "0.5", settings=settings) == 0.5
+    assert (
+        set_community_setting(
+            row, "match_threshold", "0.5", current=community_settings(row, settings=settings)
+        )
+        == 0.5
+    )
     with pytest.raises(UsageError, match="Known settings"):
-        set_community_setting(row, "colour", "blue", settings=settings)
+        set_community_setting(row, "colour", "blue", current=now())
     with pytest.raises(UsageError, match="IANA"):
-        set_community_setting(row, "timezone", "Mars/Olympus", settings=settings)
+        set_community_setting(
+            row, "timezone", "Mars/Olympus", current=community_settings(row, settings=settings)
+        )
     with pytest.raises(UsageError, match="match_threshold"):
-        set_community_setting(row, "match_threshold", "high", settings=settings)
+        set_community_setting(
+            row, "match_threshold", "high", current=community_settings(row, settings=settings)
+        )
     assert row.settings == {"listen_channels": ["C1", "C2", "C3"], "match_threshold": 0.5}
+    current = community_settings(row, settings=settings)
+    assert set_community_setting(row, "match_threshold", "auto", current=current) is None
