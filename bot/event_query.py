@@ -12,6 +12,38 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTH_ABBR = {name[:3]: i for i, name in enumerate(_MONTHS, 1)} | {"sept": 9}
+_MAY_AS_MONTH = re.compile(r"\b(?:in|during|for|of|this|next|early|late|mid)\s+may\b|\bmay\s+\d")
+_ZH_MONTH = re.compile(r"(1[0-2]|[1-9]|十一|十二|十|[一二三四五六七八九])月(?!\d*[日号])")
+_ZH_NUMERALS = {
+    "一": 1,
+    "二": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+    "十一": 11,
+    "十二": 12,
+}
+
 # Words that only say "events" or "when", in either language; what remains is the topic.
 _EN_GENERIC = frozenset(
     [
@@ -35,6 +67,10 @@ _EN_GENERIC = frozenset(
         "who",
         "how",
         "event",
+        "conference",
+        "conferences",
+        "summit",
+        "summits",
         "events",
         "meetup",
         "meetups",
@@ -89,6 +125,7 @@ _EN_GENERIC = frozenset(
         "more",
         "new",
         "week",
+        *_MONTHS,
         "weekend",
         "weeks",
         "today",
@@ -175,6 +212,15 @@ _ZH_GENERIC = (
     "相关",
     "方面",
     "主题",
+    "大会",
+    "峰会",
+    *(f"{n}月" for n in range(1, 13)),
+    *(f"{n}月" for n in _ZH_NUMERALS),
+)
+_ZH_GENERIC_LONGEST_FIRST = sorted(_ZH_GENERIC, key=len, reverse=True)
+_ZH_DATE = re.compile(
+    r"\d{1,2}\s*月\s*\d{1,2}\s*[日号]?|\d{1,2}\s*[日号]|\d{1,2}\s*[:：点]\s*\d{0,2}"
+    r"|(?:下|本|这)?(?:周|星期|礼拜)[一二三四五六日天]|早上|上午|中午|下午|傍晚|晚上"
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -188,10 +234,10 @@ def event_topic(text: str) -> str:
     >>> event_topic("any AI meetups next week?")
     'ai'
     """
-    lowered = text.lower()
-    words = [w for w in _WORD.findall(lowered) if w not in _EN_GENERIC]
+    lowered = _ZH_DATE.sub(" ", text.lower())
+    words = [w for w in _WORD.findall(lowered) if w not in _EN_GENERIC and not w.isdigit()]
     han = lowered
-    for phrase in _ZH_GENERIC:
+    for phrase in _ZH_GENERIC_LONGEST_FIRST:
         han = han.replace(phrase, " ")
     han_topic = "".join(_HAN.findall(han))
     parts = [*words, han_topic] if len(han_topic) >= 2 else words
@@ -233,6 +279,29 @@ def event_window(text: str, *, now: datetime, tz: ZoneInfo) -> TimeWindow | None
     if "next month" in lowered or "下个月" in lowered:
         first = (midnight.replace(day=1) + timedelta(days=32)).replace(day=1)
         return TimeWindow(first, (first + timedelta(days=32)).replace(day=1))
+    month = _named_month(lowered)
+    if month is not None:
+        year = local.year if month >= local.month else local.year + 1
+        first = midnight.replace(year=year, month=month, day=1)
+        return TimeWindow(max(local, first), (first + timedelta(days=32)).replace(day=1))
     if "this month" in lowered or "这个月" in lowered or "本月" in lowered:
         return TimeWindow(local, (midnight.replace(day=1) + timedelta(days=32)).replace(day=1))
+    return None
+
+
+def _named_month(lowered: str) -> int | None:
+    """The month a question names ("in December", "dec", "12月", "十二月"), 1-12, else ``None``."""
+    for word in _WORD.findall(lowered):
+        if word == "may":  # also a modal verb: only "in May", "during May", "May 2027"...
+            if _MAY_AS_MONTH.search(lowered):
+                return 5
+            continue
+        if word in _MONTHS:
+            return _MONTHS.index(word) + 1
+        if word in _MONTH_ABBR:
+            return _MONTH_ABBR[word]
+    found = _ZH_MONTH.search(lowered)
+    if found:
+        token = found.group(1)
+        return int(token) if token.isdigit() else _ZH_NUMERALS[token]
     return None

@@ -142,6 +142,11 @@ class Router:
     def _handle(self, message: IncomingMessage) -> HandledMessage:
         now = self.clock()
         text = message.text.strip()
+        if not is_command(text) and _HAS_LETTER.search(text):
+            # Load (on a fresh data directory: train and register) the model before opening a write
+            # transaction: registering a model version writes to the database too, and SQLite allows
+            # one writer at a time.
+            self.classifier  # noqa: B018
         with session_scope(self.engine) as session:
             community = get_or_create_community(session, message.community, settings=self.settings)
             settings = community_settings(community, settings=self.settings)
