@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 import typer
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -493,27 +490,14 @@ def test_real_files_import_with_auto_detected_mappings(
 # --- PostgreSQL ------------------------------------------------------------------------------------
 
 
-def test_imports_on_postgresql(settings: Settings, tmp_path: Path) -> None:
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    schema = f"cb_import_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        upgrade_database(engine)
-        members = write(tmp_path / "companies.csv", COMPANIES)
-        feed = write(tmp_path / "feed.ics", ICS)
-        assert run_import(engine, settings, import_members, path=members).created == 2
-        assert run_import(engine, settings, import_events, path=feed, tz=PARIS).created == 4
-        again = run_import(engine, settings, import_events, path=feed, tz=PARIS)
-        assert (again.created, again.unchanged) == (0, 4)
-        floating = next(e for e in all_rows(engine, Event) if e.external_key == "feed:floating-1")
-        assert floating.starts_at == datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def test_imports_on_postgresql(settings: Settings, tmp_path: Path, pg_engine: Engine) -> None:
+    engine = pg_engine
+    upgrade_database(engine)
+    members = write(tmp_path / "companies.csv", COMPANIES)
+    feed = write(tmp_path / "feed.ics", ICS)
+    assert run_import(engine, settings, import_members, path=members).created == 2
+    assert run_import(engine, settings, import_events, path=feed, tz=PARIS).created == 4
+    again = run_import(engine, settings, import_events, path=feed, tz=PARIS)
+    assert (again.created, again.unchanged) == (0, 4)
+    floating = next(e for e in all_rows(engine, Event) if e.external_key == "feed:floating-1")
+    assert floating.starts_at == datetime(2026, 3, 10, 18, 0, tzinfo=UTC)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,26 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db import create_db_engine, session_scope, upgrade_database
 from bot.models import Community, Event, Member, MessageLog, Rsvp
-
-
-@pytest.fixture
-def pg_engine() -> Iterator[Engine]:
-    """A fresh schema on the machine's PostgreSQL (``TEST_POSTGRES_URL``), dropped afterwards."""
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    schema = f"cb_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _exercise(engine: Engine) -> None:
