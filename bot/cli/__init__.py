@@ -25,6 +25,8 @@ from bot.errors import CommunityBotError
 # torch's OpenMP threads busy-wait by default, which starves other processes on a 2-core machine and makes
 # a single prediction 50x slower under load; this must be set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Our own progress bars say what is happening; the hub's "Loading weights" bar on every command is noise.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(
     help="community-bot: a self-hosted assistant for founder communities (Slack, WeChat-style groups).",
