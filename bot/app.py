@@ -37,9 +37,15 @@ def load_matcher(settings: Settings, *, engine: Engine) -> Matcher:
     from matching.embedder import SentenceTransformerEmbedder
     from matching.search import IndexedMatcher
 
-    embedder = SentenceTransformerEmbedder.from_base_model(settings.base_model)
-    return IndexedMatcher(engine=engine, data_dir=settings.data_dir, embedder=embedder,
-                          default_threshold=embedder.spec.match_threshold)
+    embedder = SentenceTransformerEmbedder.from_base_model(
+        settings.base_model, cache_dir=settings.model_cache
+    )
+    return IndexedMatcher(
+        engine=engine,
+        data_dir=settings.data_dir,
+        embedder=embedder,
+        default_threshold=embedder.spec.match_threshold,
+    )
 
 
 @dataclass

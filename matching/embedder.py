@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -114,16 +115,17 @@ class SentenceTransformerEmbedder:
     @classmethod
     def from_base_model(
         cls, name: str, *, batch_size: int = DEFAULT_BATCH_SIZE,
-        passage_max_seq_length: int | None = DEFAULT_PASSAGE_MAX_SEQ_LENGTH,
+        passage_max_seq_length: int | None = DEFAULT_PASSAGE_MAX_SEQ_LENGTH, cache_dir: Path | None = None,
     ) -> SentenceTransformerEmbedder:
-        """Load the configured base model (``all-MiniLM-L6-v2``, a local path or a hub id) on CPU.
+        """Load the configured base model (``all-MiniLM-L6-v2``, ``multilingual-e5-small``, a local path or a
+        hub id) on CPU; ``cache_dir`` is the shared cache of converted models (default: the setting).
 
         Raises:
             ModelError: the model cannot be resolved or loaded.
         """
         from nlp.base_model import resolve_base_model
 
-        return cls(spec=resolve_base_model(name), batch_size=batch_size,
+        return cls(spec=resolve_base_model(name, cache_dir=cache_dir), batch_size=batch_size,
                    passage_max_seq_length=passage_max_seq_length)
 
     @property

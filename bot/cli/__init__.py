@@ -20,6 +20,7 @@ from bot.cli.common import (
     print_json,
 )
 from bot.cli.importing import import_app
+from bot.cli.models import models_app
 from bot.errors import CommunityBotError
 
 # torch's OpenMP threads busy-wait by default, which starves other processes on a 2-core machine and makes
@@ -37,6 +38,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 community_app = typer.Typer(help="Per-community settings.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(community_app, name="community")
 

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WIRING = {"bot/app.py", "bot/cli/__init__.py", "bot/cli/common.py"}  # the composition root and the CLI
+# The composition root and the CLI wire the other packages in (lazily: see the --help test below).
+WIRING = ("bot/app.py", "bot/cli/")
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -39,7 +40,7 @@ def test_core_never_imports_ml_platforms_or_outer_packages() -> None:
     offenders = {}
     for path in (ROOT / "bot").rglob("*.py"):
         rel = path.relative_to(ROOT).as_posix()
-        if rel in WIRING or "/migrations/" in rel:
+        if rel.startswith(WIRING) or "/migrations/" in rel:
             continue
         bad = imported_roots(path) & forbidden
         if bad:
