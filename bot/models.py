@@ -124,7 +124,11 @@ class EventStatus:
 
 
 class Event(SQLModel, table=True):
-    """An event. ``starts_at``/``ends_at`` are aware UTC datetimes; ``timezone`` is where it is held."""
+    """An event. ``starts_at``/``ends_at`` are aware UTC datetimes; ``timezone`` is where it is held.
+
+    An ``all_day`` event (a date without a time, as in many feeds) starts at 00:00 in ``timezone`` and is
+    shown as dates in that zone, never as a clock time converted to another zone.
+    """
 
     __table_args__ = (sa.UniqueConstraint("community_id", "external_key", name="uq_event_external_key"),)
 
@@ -135,6 +139,7 @@ class Event(SQLModel, table=True):
     starts_at: datetime = _ts(index=True)
     ends_at: datetime | None = _ts(default=None)
     timezone: str = "UTC"
+    all_day: bool = False
     place: str = ""
     link: str = ""
     capacity: int | None = None

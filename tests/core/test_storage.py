@@ -42,7 +42,7 @@ def _exercise(engine: Engine) -> None:
         s.add(MessageLog(community_id=stored.community_id, platform="slack", platform_key="slack:C:1"))
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_sqlite_schema_constraints_and_wal(tmp_path: object) -> None:
@@ -65,3 +65,30 @@ def test_naive_datetime_is_refused(engine: Engine) -> None:
         assert c.id is not None
         s.add(Event(community_id=c.id, title="x", starts_at=datetime(2027, 1, 1)))
         s.flush()
+
+
+def test_migrations_match_the_models_and_upgrade_from_every_revision(tmp_path: object) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config
+
+    revisions = [
+        r.revision
+        for r in ScriptDirectory.from_config(alembic_config(create_db_engine("sqlite://"))).walk_revisions()
+    ][::-1]
+    assert revisions[0] == "0001"
+    for start in revisions:
+        engine = create_db_engine(f"sqlite:///{tmp_path}/from_{start}.sqlite3")
+        upgrade_database(engine, start)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO community (name, settings, created_at) "
+                    "VALUES ('kept', '{}', '2026-01-01 00:00:00')"
+                )
+            )
+        upgrade_database(engine)
+        command.check(alembic_config(engine))  # raises if the models and the migrations disagree
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM community")).scalar_one() == "kept"
