@@ -7,6 +7,7 @@ a CLI import and a scheduler can share it. PostgreSQL works the same through ``D
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,7 +51,7 @@ def alembic_config(engine: Engine) -> Any:
     """An Alembic ``Config`` pointing at ``bot/migrations`` and the given engine (no alembic.ini)."""
     from alembic.config import Config
 
-    cfg = Config()
+    cfg = Config(stdout=sys.stdout)  # Alembic's default is the stdout of the moment it was first imported
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     cfg.attributes["engine"] = engine

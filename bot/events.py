@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from bot.i18n import tr
 from bot.models import Event, EventStatus
-from bot.timefmt import format_when
+from bot.timefmt import format_event_when
 
 
 def is_past(event: Event, now: datetime) -> bool:
@@ -54,9 +54,15 @@ def past_events(session: Session, *, community_id: int, now: datetime, limit: in
     return list(session.exec(query.order_by(col(Event.starts_at).desc()).limit(limit)))
 
 
+def event_when(event: Event, *, tz: ZoneInfo, language: str) -> str:
+    """When ``event`` happens, for a reader in ``tz`` (all-day events as dates in their own zone)."""
+    return format_event_when(starts_at=event.starts_at, ends_at=event.ends_at, all_day=event.all_day,
+                             event_timezone=event.timezone, tz=tz, language=language)
+
+
 def event_line(event: Event, *, tz: ZoneInfo, language: str, counts: Counter[str] | None = None) -> str:
     """One line: ``#3 Spring Meetup — Mon 10 May 2027, 18:00 · Room 3 · 2 going, 1 maybe``."""
-    when = format_when(event.starts_at, tz=tz, language=language)
+    when = event_when(event, tz=tz, language=language)
     parts = [f"#{event.id} {event.title} — {when}"]
     if event.place or event.link:
         parts.append(event.place or event.link)

@@ -13,15 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel, col
 
+from bot.events import event_when
 from bot.messages import MatchKind
 from bot.models import Event, EventStatus, Member, Resource
+from bot.timefmt import zone_or_utc
 
 #: Every kind the matcher indexes, in the order used when a caller asks for "all".
 KINDS: tuple[MatchKind, ...] = ("member", "resource", "event")
@@ -130,21 +130,9 @@ def _resource_document(r: Resource, id_: int) -> Document:
 
 def _event_document(e: Event, id_: int) -> Document:
     fields = _fields(("title", e.title), ("description", e.description), ("place", e.place))
-    detail = _join(format_event_time(e.starts_at, e.timezone), _one_line(e.place))
+    when = event_when(e, tz=zone_or_utc(e.timezone), language="en")
+    detail = _join(f"{when} {e.timezone or 'UTC'}", _one_line(e.place))
     return Document("event", id_, e.title, e.link or "", detail, fields)
-
-
-def format_event_time(starts_at: datetime, timezone: str) -> str:
-    """``starts_at`` (aware UTC) in the event's own time zone, e.g. ``Fri 12 Jul 2024, 19:00 Asia/Shanghai``.
-
-    An unknown or empty time zone falls back to UTC.
-    """
-    try:
-        tz = ZoneInfo(timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        tz, timezone = ZoneInfo("UTC"), "UTC"
-    local = starts_at.astimezone(tz)
-    return f"{local:%a %d %b %Y, %H:%M} {timezone or 'UTC'}"
 
 
 def _tags(tags: str) -> str:
