@@ -27,6 +27,7 @@ _MONTHS = (
     "december",
 )
 _MONTH_ABBR = {name[:3]: i for i, name in enumerate(_MONTHS, 1)} | {"sept": 9}
+_YEAR = re.compile(r"\b(20\d\d)\s*年?")
 _MAY_AS_MONTH = re.compile(r"\b(?:in|during|for|of|this|next|early|late|mid)\s+may\b|\bmay\s+\d")
 _ZH_MONTH = re.compile(r"(1[0-2]|[1-9]|十一|十二|十|[一二三四五六七八九])月(?!\d*[日号])")
 _ZH_NUMERALS = {
@@ -267,11 +268,11 @@ def event_window(text: str, *, now: datetime, tz: ZoneInfo) -> TimeWindow | None
 
     if "next week" in lowered or "下周" in lowered or "下星期" in lowered:
         return days(week_start + timedelta(days=7), 7)
-    if "this week" in lowered or "本周" in lowered or "这周" in lowered or "这星期" in lowered:
-        return TimeWindow(local, week_start + timedelta(days=7))
-    if "weekend" in lowered or "周末" in lowered:
+    if "weekend" in lowered or "周末" in lowered:  # before "this week": 这周末 is the weekend
         saturday = week_start + timedelta(days=5)
         return TimeWindow(max(local, saturday), saturday + timedelta(days=2))
+    if "this week" in lowered or "本周" in lowered or "这周" in lowered or "这星期" in lowered:
+        return TimeWindow(local, week_start + timedelta(days=7))
     if "tomorrow" in lowered or "明天" in lowered:
         return days(midnight + timedelta(days=1), 1)
     if "today" in lowered or "tonight" in lowered or "今天" in lowered or "今晚" in lowered:
@@ -281,9 +282,13 @@ def event_window(text: str, *, now: datetime, tz: ZoneInfo) -> TimeWindow | None
         return TimeWindow(first, (first + timedelta(days=32)).replace(day=1))
     month = _named_month(lowered)
     if month is not None:
-        year = local.year if month >= local.month else local.year + 1
+        named_year = _YEAR.search(lowered)
+        if named_year:
+            year = int(named_year.group(1))
+        else:
+            year = local.year if month >= local.month else local.year + 1
         first = midnight.replace(year=year, month=month, day=1)
-        return TimeWindow(max(local, first), (first + timedelta(days=32)).replace(day=1))
+        return TimeWindow(first, (first + timedelta(days=32)).replace(day=1))
     if "this month" in lowered or "这个月" in lowered or "本月" in lowered:
         return TimeWindow(local, (midnight.replace(day=1) + timedelta(days=32)).replace(day=1))
     return None

@@ -203,7 +203,13 @@ def handle_find_event(ctx: IntentContext) -> IntentResult:
         now=ctx.now,
         start=window.start if window else None,
         end=window.end if window else None,
+        limit=EVENT_LIST_LIMIT,
     )
+    if not events and window is not None:
+        note += tr(lang, "Nothing is planned in that period. ", "这段时间没有安排活动。")
+        events = upcoming_events(
+            ctx.session, community_id=ctx.community.id, now=ctx.now, limit=EVENT_LIST_LIMIT
+        )
     if not events:
         text = note + tr(
             lang,

@@ -107,7 +107,10 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class HandledMessage:
-    """What the core did with one message: the replies plus what the CLI's ``ask --json`` reports."""
+    """What the core did with one message: the replies plus what the CLI's ``ask --json`` reports.
+
+    ``failed`` is set when handling raised and the replies are the apology (the CLI then exits non-zero).
+    """
 
     replies: tuple[Reply, ...]
     intent: str | None = None
@@ -115,6 +118,7 @@ class HandledMessage:
     language: str = "en"
     matches: tuple[Match, ...] = ()
     duplicate: bool = False
+    failed: bool = False
 
     @property
     def text(self) -> str:

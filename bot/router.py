@@ -50,6 +50,16 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 MAX_UTTERANCE_CHARS = 2000
 
 
+def clip_utterance(text: str, limit: int = MAX_UTTERANCE_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary when there is one (no half words
+    reach the classifier or the matcher)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return cut[:space] if space > limit // 2 else cut
+
+
 class Router:
     """Routes messages to commands or intent handlers.
 
@@ -108,7 +118,7 @@ class Router:
                 "Sorry, something went wrong while handling that. The admins can see the error.",
                 "抱歉，处理这条消息时出错了，管理员可以看到错误详情。",
             )
-            return HandledMessage(replies=(Reply(text=text, language=lang),), language=lang)
+            return HandledMessage(replies=(Reply(text=text, language=lang),), language=lang, failed=True)
 
     def _claim(self, message: IncomingMessage) -> bool:
         """Insert the message-log row for ``platform_key``; ``False`` if another delivery already did."""
@@ -194,7 +204,7 @@ class Router:
                     language=language,
                 )
                 return HandledMessage(replies=(reply,), language=language)
-            utterance = text[:MAX_UTTERANCE_CHARS]
+            utterance = clip_utterance(text)
             prediction = self.classifier.predict([utterance])[0]
             ictx = IntentContext(
                 session=session,

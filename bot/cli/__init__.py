@@ -103,7 +103,15 @@ def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_CO
     from adapters.console import ConsoleAdapter
     from bot.app import build_app
 
-    app_ = build_app(load_settings(data_dir))
+    settings = load_settings(data_dir)
+    if settings.database_url is None and not settings.data_dir.is_dir():
+        raise fail(
+            f"no data directory at {settings.data_dir}; create one with `communitybot demo` or "
+            "`communitybot import ...`, or pass --data-dir",
+            code=2,
+        )
+    app_ = build_app(settings)
+    typer.echo("Chat with the bot (quit with Ctrl-D or 'quit').", err=True)
     ConsoleAdapter(handle=app_.handle, community=community).chat(stdin=sys.stdin, stdout=sys.stdout)
 
 
@@ -137,6 +145,8 @@ def ask(
         )
     else:
         typer.echo(result.text or "(no reply)")
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -148,9 +158,12 @@ def search(
         list[str] | None, typer.Option("--kind", help="member, resource or event (repeatable).")
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many results.")] = 5,
+    include_past: Annotated[bool, typer.Option("--include-past", help="Also events that are over.")] = False,
     json_out: JsonOption = False,
 ) -> None:
     """List the top matches with their scores (the threshold is reported, not applied)."""
+    if not query.strip():
+        raise fail('give something to search for, e.g. communitybot search "angel investing"', code=2)
     from bot.app import build_app
     from bot.community import community_settings, get_or_create_community
     from bot.db import session_scope
@@ -173,6 +186,7 @@ def search(
             kinds=kinds,  # type: ignore[arg-type]
             top_k=top,
             threshold=threshold,
+            upcoming_only=not include_past,
         )
     except CommunityBotError as exc:
         raise fail(exc) from exc
@@ -235,7 +249,8 @@ def community_show(
         print_json({"community": community, "settings": effective})
     else:
         for key, value in effective.items():
-            typer.echo(f"{key}: {value}")
+            shown = "auto (the base model's calibrated default)" if value is None else value
+            typer.echo(f"{key}: {shown}")
 
 
 def main() -> None:

@@ -107,3 +107,25 @@ def test_console_chat_reads_until_quit() -> None:
     assert [m.text for m in seen] == ["hi", "下周有什么活动？"]
     assert all(m.is_direct and m.sender == "local" and m.community == "c" for m in seen)
     assert "bot> echo 下周有什么活动？" in out.getvalue()
+
+
+def test_ask_exits_non_zero_when_handling_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(FakeMatcher):
+        def search(self, **kw: object) -> list[Match]:  # type: ignore[override]
+            raise RuntimeError("index on fire")
+
+    monkeypatch.setattr(bot.app, "load_matcher", lambda settings, **kw: Broken())
+    result = runner.invoke(app, ["ask", "--data-dir", str(tmp_path), "anyone know about angel rounds?"])
+    assert result.exit_code == 1
+    assert "something went wrong" in result.stdout
+
+
+def test_search_refuses_an_empty_query_at_once(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["search", "--data-dir", str(tmp_path), "  "])
+    assert result.exit_code == 2 and "give something to search for" in result.output
+
+
+def test_chat_on_a_missing_data_dir_says_so(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["chat", "--data-dir", str(tmp_path / "typo")])
+    assert result.exit_code == 2 and "no data directory" in result.output
+    assert not (tmp_path / "typo").exists()

@@ -58,3 +58,12 @@ def test_this_week_starts_now_and_no_window_without_a_period() -> None:
     assert window is not None and window.start == NOW and window.end == datetime(2026, 12, 7, tzinfo=SHANGHAI)
     assert event_window("what events are coming up?", now=NOW, tz=SHANGHAI) is None
     assert event_window("may I join the meetup?", now=NOW, tz=SHANGHAI) is None
+
+
+def test_weekend_wins_over_this_week_and_a_named_year_is_kept() -> None:
+    weekend = event_window("这周末有什么活动吗", now=NOW, tz=SHANGHAI)
+    assert weekend is not None and weekend.start == datetime(2026, 12, 5, tzinfo=SHANGHAI)
+    past_month = event_window("conferences in February 2026?", now=NOW, tz=SHANGHAI)
+    assert past_month is not None
+    assert (past_month.start, past_month.end) == (datetime(2026, 2, 1, tzinfo=SHANGHAI),
+                                                  datetime(2026, 3, 1, tzinfo=SHANGHAI))

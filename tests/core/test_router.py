@@ -238,3 +238,12 @@ def test_update_profile_from_words(router: Router, engine: Engine) -> None:
         member = s.exec(select(Member)).one()
         assert member.offers == "pitch decks and fundraising; 供应链对接"
         assert member.consent_suggest is True
+
+
+def test_long_utterances_are_clipped_at_a_word_boundary() -> None:
+    from bot.router import clip_utterance
+
+    text = "fundraising " * 300
+    clipped = clip_utterance(text, limit=100)
+    assert len(clipped) <= 100 and clipped.endswith("fundraising")
+    assert clip_utterance("短" * 150, limit=100) == "短" * 100  # no space: a hard cut
