@@ -83,6 +83,34 @@ def describe_intent(intent: str, language: str) -> str:
     return tr(language, en, zh)
 
 
+_WHY_LABELS_ZH = {
+    "name": "名称",
+    "title": "标题",
+    "bio": "简介",
+    "skills": "技能",
+    "offers": "能提供",
+    "needs": "需要",
+    "location": "地点",
+    "languages": "语言",
+    "description": "介绍",
+    "tags": "标签",
+    "place": "地点",
+}
+_WHY = re.compile(r"^(?:(?P<label>[a-z]+): (?P<snippet>.*?); )?(?:shares (?P<shared>.+)|close in meaning)$")
+
+
+def localise_why(why: str, language: str) -> str:
+    """``Match.why`` (``offers: angel investing; shares 'angel'``) in the reader's language."""
+    found = _WHY.match(why)
+    if language != "zh" or found is None:
+        return why
+    parts = []
+    if found["label"]:
+        parts.append(f"{_WHY_LABELS_ZH.get(found['label'], found['label'])}：{found['snippet']}")
+    parts.append(f"共同词 {found['shared']}" if found["shared"] else "语义相近")
+    return "；".join(parts)
+
+
 def _format_match(index: int, match: Match, language: str) -> str:
     line = f"{index}. {match.title}"
     if match.detail:
@@ -90,7 +118,7 @@ def _format_match(index: int, match: Match, language: str) -> str:
     if match.url:
         line += f" <{match.url}>"
     if match.why:
-        line += "\n   " + tr(language, "why: ", "匹配原因：") + match.why
+        line += "\n   " + tr(language, "why: ", "匹配原因：") + localise_why(match.why, language)
     return line
 
 

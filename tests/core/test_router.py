@@ -247,3 +247,14 @@ def test_long_utterances_are_clipped_at_a_word_boundary() -> None:
     clipped = clip_utterance(text, limit=100)
     assert len(clipped) <= 100 and clipped.endswith("fundraising")
     assert clip_utterance("短" * 150, limit=100) == "短" * 100  # no space: a hard cut
+
+
+def test_why_is_shown_in_the_readers_language() -> None:
+    from bot.intents import localise_why
+
+    why = "offers: Office hours on raising a first angel round; shares 'angel', 'round'"
+    expected = "能提供：Office hours on raising a first angel round；共同词 'angel', 'round'"
+    assert localise_why(why, "zh") == expected
+    assert localise_why(why, "en") == why
+    assert localise_why("bio: 天使投资人; close in meaning", "zh") == "简介：天使投资人；语义相近"
+    assert localise_why("close in meaning", "zh") == "语义相近"
