@@ -99,7 +99,7 @@ def _dated_row(row: SourceRow, *, today: date, tz: tzinfo) -> SourceRow:
                 values["ends_at"] = starts_at + timedelta(minutes=int(duration))
         else:
             values["starts_at"] = day
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: a huge day count
         return SourceRow(row.line, {}, f"bad days_from_now / time / duration_minutes ({exc})")
     return SourceRow(row.line, values)
 

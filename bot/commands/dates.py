@@ -27,7 +27,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dateparser.date import DateDataParser
@@ -61,7 +61,8 @@ def parse_when(text: str, *, tz: ZoneInfo, now: datetime, language: str = "en",
 
     Raises:
         UsageError: ``text`` is not a date this reader knows (the message lists forms that work), names an
-            impossible date, or lies in the past while ``allow_past`` is false.
+            impossible date or one that cannot be stored (beyond the year 9999 in UTC), or lies in the
+            past while ``allow_past`` is false.
     """
     cleaned = _clean(text)
     local_now = now.astimezone(tz)
@@ -73,6 +74,12 @@ def parse_when(text: str, *, tz: ZoneInfo, now: datetime, language: str = "en",
         given = text.strip()
         raise UsageError(tr(language, f"I can't read the date {given!r}. Forms that work: {_FORMS_EN}.",
                             f"看不懂日期「{given}」。可以这样写：{_FORMS_ZH}。"))
+    try:
+        result.astimezone(UTC)  # times are stored as UTC: 9999-12-31 23:59 in New York is not a UTC time
+    except OverflowError as exc:
+        given = text.strip()
+        raise UsageError(tr(language, f"The date {given!r} is too far away; give one before the year 9999.",
+                            f"日期「{given}」太远了，请给一个 9999 年之前的日期。")) from exc
     if not allow_past and result < now:
         shown = format_when(result, tz=tz, language=language)
         raise UsageError(tr(language, f"That date is in the past ({shown}). Please give a future date.",

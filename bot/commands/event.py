@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.commands.context import CommandContext
 from bot.commands.dates import looks_like_date_start, parse_when
-from bot.commands.parsing import Flag, Token, join_tokens, parse_args, parse_positive_int
+from bot.commands.parsing import Flag, Token, join_tokens, parse_args, parse_id, parse_positive_int
 from bot.commands.replies import say
 from bot.errors import NotFoundError, PermissionDenied, UsageError
 from bot.events import event_line, is_past, past_events, upcoming_events
@@ -32,6 +32,8 @@ RSVP_NO_ACTION = "rsvp_no"
 MAX_TITLE_CHARS = 300
 UPCOMING_LIMIT = 20
 PAST_LIMIT = 10
+#: The largest ``--capacity`` (also the importers' limit, :data:`bot.importers.mapping.MAX_CAPACITY`).
+MAX_CAPACITY = 100_000
 
 _DETAIL_FLAGS = (
     Flag("end", ("until", "ends", "结束")),
@@ -53,13 +55,19 @@ def find_event(ctx: CommandContext, id_text: str) -> Event:
         UsageError: ``id_text`` is not a number.
         NotFoundError: no such event in this community.
     """
-    event_id = parse_positive_int(id_text, what=tr(ctx.language, "The event ID", "活动编号"),
-                                  language=ctx.language)
-    event = ctx.session.get(Event, event_id)
+    event_id = parse_id(id_text, what=tr(ctx.language, "The event ID", "活动编号"), language=ctx.language)
+    event = ctx.session.get(Event, event_id) if event_id is not None else None
     if event is None or event.community_id != ctx.community.id:
-        raise NotFoundError(tr(ctx.language, f"There is no event #{event_id}. See /event list.",
-                               f"没有编号为 #{event_id} 的活动。发送 /活动 查看活动列表。"))
+        shown = str(event_id) if event_id is not None else _shown_number(id_text)  # beyond any id
+        raise NotFoundError(tr(ctx.language, f"There is no event #{shown}. See /event list.",
+                               f"没有编号为 #{shown} 的活动。发送 /活动 查看活动列表。"))
     return event
+
+
+def _shown_number(text: str) -> str:
+    """A number as typed, without ``#``, cut to a readable length."""
+    digits = text.strip().lstrip("#＃")
+    return digits if len(digits) <= 30 else f"{digits[:30]}…"
 
 
 def rsvp_counts(ctx: CommandContext, event_ids: Iterable[int]) -> dict[int, Counter[str]]:
@@ -171,7 +179,8 @@ def _end(ctx: CommandContext, text: str, starts: datetime) -> datetime:
 
 
 def _capacity(ctx: CommandContext, text: str) -> int:
-    return parse_positive_int(text, what=tr(ctx.language, "Capacity", "人数上限"), language=ctx.language)
+    return parse_positive_int(text, what=tr(ctx.language, "Capacity", "人数上限"), language=ctx.language,
+                              maximum=MAX_CAPACITY)
 
 
 def _require_organiser(ctx: CommandContext, event: Event) -> None:
@@ -200,7 +209,7 @@ def create_event(ctx: CommandContext, args: str) -> list[Reply]:
     event = Event(
         community_id=ctx.community.id, title=title, description=parsed.value("desc") or "",
         starts_at=starts, ends_at=_end(ctx, end_text, starts) if end_text else None,
-        timezone=ctx.settings.timezone, place=parsed.value("where") or "",
+        timezone=ctx.settings.timezone, all_day=False, place=parsed.value("where") or "",
         capacity=_capacity(ctx, capacity_text) if capacity_text else None,
         organiser_member_id=ctx.member.id, source="command", created_at=ctx.now, updated_at=ctx.now,
     )
@@ -229,11 +238,19 @@ def edit_event(ctx: CommandContext, args: str) -> list[Reply]:
     if end:
         ends = _end(ctx, end, starts)
     elif when and ends is not None:
-        ends = starts + (ends - event.starts_at)  # keep the duration
+        try:
+            ends = starts + (ends - event.starts_at)  # keep the duration
+            ends.astimezone(UTC)  # stored as UTC
+        except OverflowError as exc:
+            raise UsageError(tr(lang, "With its duration the event would end after the year 9999; "
+                                "give --end.",
+                                "按原来的时长，活动会在 9999 年之后结束；请用 --end 给出结束时间。")) from exc
     capacity = parsed.value("capacity")
     new_capacity = _capacity(ctx, capacity) if capacity else event.capacity
     event.title = _title(ctx, title) if title is not None else event.title
     event.starts_at, event.ends_at, event.capacity = starts, ends, new_capacity
+    if when or end:  # read in the community's zone, always with a clock time (18:00 by default)
+        event.timezone, event.all_day = ctx.settings.timezone, False
     event.place = parsed.value("where") or event.place
     event.description = parsed.value("desc") or event.description
     event.updated_at = ctx.now
@@ -257,8 +274,18 @@ def cancel_event(ctx: CommandContext, args: str) -> list[Reply]:
     ctx.session.flush()
     assert event.id is not None
     going = rsvp_counts(ctx, [event.id])[event.id]["yes"]
-    return [say(ctx, f"Cancelled event #{event.id} {event.title}. {going} people had said they were going.",
-                f"已取消活动 #{event.id} {event.title}。之前有 {going} 人报名。")]
+    return [say(ctx, f"Cancelled event #{event.id} {event.title}. {_had_said_going_en(going)}",
+                f"已取消活动 #{event.id} {event.title}。{_had_said_going_zh(going)}")]
+
+
+def _had_said_going_en(going: int) -> str:
+    if going == 0:
+        return "Nobody had said they were going."
+    return f"{going} {'person' if going == 1 else 'people'} had said they were going."
+
+
+def _had_said_going_zh(going: int) -> str:
+    return "之前没有人报名。" if going == 0 else f"之前有 {going} 人报名。"
 
 
 def show_event(ctx: CommandContext, args: str) -> list[Reply]:
@@ -292,4 +319,20 @@ def list_events(ctx: CommandContext, args: str) -> list[Reply]:
              for e in events if e.id is not None]
     head = (tr(ctx.language, "Past events:", "已结束的活动：") if past
             else tr(ctx.language, "Upcoming events:", "近期活动："))
+    limit = PAST_LIMIT if past else UPCOMING_LIMIT
+    if len(events) >= limit:
+        more = _count_events(ctx, past=past) - len(events)
+        if more > 0:
+            lines.append(tr(ctx.language, f"… and {more} more.", f"……另有 {more} 个活动未列出。"))
     return [Reply(text="\n".join([head, *lines]), language=ctx.language)]
+
+
+def _count_events(ctx: CommandContext, *, past: bool) -> int:
+    """How many scheduled events :func:`bot.events.past_events` (``past``) or
+    :func:`bot.events.upcoming_events` would list without a limit."""
+    finish = sa.func.coalesce(col(Event.ends_at), col(Event.starts_at))
+    query = select(sa.func.count()).select_from(Event).where(
+        Event.community_id == ctx.community.id, Event.status == EventStatus.SCHEDULED,
+        finish < ctx.now if past else finish >= ctx.now,
+    )
+    return int(ctx.session.exec(query).one())

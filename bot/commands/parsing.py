@@ -181,18 +181,51 @@ def join_tokens(tokens: Sequence[Token]) -> str:
     return " ".join(t.text for t in tokens).strip()
 
 
-def parse_positive_int(text: str, *, what: str, language: str = "en") -> int:
-    """``text`` as a positive integer (``#3`` and full-width digits accepted).
+#: The largest id a database row can have (a signed 64-bit INTEGER, in SQLite and PostgreSQL alike).
+MAX_DB_ID = 2**63 - 1
+
+
+def _whole_number(text: str) -> int | None:
+    """``text`` as an integer (``#3``, full-width digits and a sign accepted), ``None`` when it is not one.
+
+    Only digits count (``int`` would also take ``1_000``); a number too long for ``int`` to convert is
+    returned all the same, as a number above every limit.
+    """
+    cleaned = text.strip().lstrip("#＃").strip()
+    sign = -1 if cleaned[:1] in ("-", "－") else 1
+    digits = cleaned[1:] if cleaned[:1] in ("-", "－", "+", "＋") else cleaned
+    if not digits or not digits.isdecimal():
+        return None
+    try:
+        return sign * int(digits)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        return sign * (MAX_DB_ID + 1)
+
+
+def parse_positive_int(text: str, *, what: str, language: str = "en", maximum: int | None = None) -> int:
+    """``text`` as a positive integer (``#3`` and full-width digits accepted), at most ``maximum``.
 
     Raises:
-        UsageError: not a whole number above zero; the message names ``what``.
+        UsageError: not a whole number above zero, or above ``maximum`` (then the message gives the range
+            ``1..maximum``); the message names ``what``.
     """
-    cleaned = text.strip().lstrip("#＃")
-    try:
-        value = int(cleaned)
-    except ValueError:
-        value = 0
-    if value <= 0:
+    value = _whole_number(text)
+    if value is None or value <= 0:
         raise UsageError(tr(language, f"{what} must be a whole number above zero, not {text!r}.",
                             f"{what}必须是大于零的整数，而不是「{text}」。"))
+    if maximum is not None and value > maximum:
+        raise UsageError(tr(language, f"{what} must be between 1 and {maximum}, not {text.strip()[:30]!r}.",
+                            f"{what}必须在 1 到 {maximum} 之间，而不是「{text.strip()[:30]}」。"))
     return value
+
+
+def parse_id(text: str, *, what: str, language: str = "en") -> int | None:
+    """``text`` as a row id (``3``, ``#3``); ``None`` when it is a whole number too large to be any row's id
+    (above :data:`MAX_DB_ID`), so callers answer "there is no #…" instead of asking the database, which
+    cannot even hold such a number.
+
+    Raises:
+        UsageError: not a whole number above zero.
+    """
+    value = parse_positive_int(text, what=what, language=language)
+    return value if value <= MAX_DB_ID else None

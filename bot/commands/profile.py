@@ -9,10 +9,10 @@ field. Telling the bot what you offer, need, know or do (``offers``/``needs``/``
 from __future__ import annotations
 
 import re
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.commands.context import CommandContext
 from bot.commands.replies import say
+from bot.community import is_timezone, suggest_timezone
 from bot.errors import UsageError
 from bot.i18n import tr
 from bot.messages import Reply
@@ -53,9 +53,11 @@ def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
         if not part.strip():
             continue
         match = _KEY_VALUE.fullmatch(part)
-        field = PROFILE_KEYS.get(match.group(1).lower()) if match else None
-        if match is None or field is None:
-            key = match.group(1) if match else part.strip()
+        if match is None:
+            raise UsageError(_no_colon(part.strip(), language))
+        field = PROFILE_KEYS.get(match.group(1).lower())
+        if field is None:
+            key = match.group(1)
             raise UsageError(tr(language, f"Unknown profile key {key!r}. ", f"未知的资料键「{key}」。")
                              + _keys_help(language))
         values[field] = match.group(2).strip()
@@ -64,13 +66,49 @@ def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
                      "请写出要设置的内容，例如 能提供：天使投资；需要：设计师。")
         raise UsageError(example + _keys_help(language))
     tz = values.get("timezone")
-    if tz:
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise UsageError(tr(language, f"Unknown time zone {tz!r}; use a name like Asia/Shanghai.",
-                                f"未知时区「{tz}」，请使用 Asia/Shanghai 这样的名称。")) from exc
+    if tz and not is_timezone(tz):
+        suggestion = suggest_timezone(tz)
+        if suggestion:
+            raise UsageError(tr(language, f"Unknown time zone {tz!r}; did you mean {suggestion}?",
+                                f"未知时区「{tz}」，你是想写 {suggestion} 吗？"))
+        raise UsageError(tr(language, f"Unknown time zone {tz!r}; use a name like Asia/Shanghai.",
+                            f"未知时区「{tz}」，请使用 Asia/Shanghai 这样的名称。"))
     return values
+
+
+#: An example value per field, for messages.
+_EXAMPLES = {"bio": ("hardware founder", "硬件创业者"), "skills": ("python, design", "Python、设计"),
+             "offers": ("angel investing", "天使投资"), "needs": ("a designer", "设计师"),
+             "location": ("Shanghai", "上海"), "languages": ("English, 中文", "中文、English"),
+             "timezone": ("Asia/Shanghai", "Asia/Shanghai")}
+
+
+def _no_colon(part: str, language: str) -> str:
+    """The message for a part without ``:``. When it starts with a key (``offers``, ``offers angel
+    investing``, ``能提供天使投资``) the example uses the sender's key and value."""
+    key = _leading_key(part)
+    if key is None:
+        return tr(language, "Write it as KEY: VALUE, e.g. offers: angel investing. ",
+                  "请写成「键：值」，例如 能提供：天使投资。") + _keys_help(language)
+    value = part[len(key):].strip()
+    en, zh = _EXAMPLES[PROFILE_KEYS[key.lower()]]
+    return tr(language, f"Write it as KEY: VALUE, e.g. {key}: {value or en}",
+              f"请写成「键：值」，例如 {key}：{value or zh}")
+
+
+def _leading_key(part: str) -> str | None:
+    """The profile key ``part`` starts with, as written: a whole English word, or a Chinese key that may
+    run into its value; the longest one wins."""
+    found = None
+    for key in PROFILE_KEYS:
+        head = part[:len(key)]
+        if head.lower() != key:
+            continue
+        rest = part[len(key):]
+        whole_word = not rest or rest[0].isspace() or not key.isascii()
+        if whole_word and (found is None or len(key) > len(found)):
+            found = head
+    return found
 
 
 def set_profile(ctx: CommandContext, args: str) -> list[Reply]:

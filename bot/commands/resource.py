@@ -7,8 +7,6 @@ when no matcher is wired, filters titles, descriptions and tags by substring.
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 from sqlmodel import col, or_, select
 
@@ -17,6 +15,7 @@ from bot.commands.parsing import Flag, join_tokens, parse_args
 from bot.commands.replies import say
 from bot.errors import UsageError
 from bot.i18n import tr
+from bot.importers.links import LINK, normalise_link
 from bot.language import detect_language
 from bot.messages import Match, Reply
 from bot.models import Resource
@@ -26,7 +25,6 @@ SEARCH_TOP_K = 5
 MAX_TITLE_CHARS = 300
 
 ADD_FLAGS = (Flag("tags", ("tag", "标签")), Flag("desc", ("description", "描述", "说明")))
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
 def add_resource(ctx: CommandContext, args: str) -> list[Reply]:
@@ -37,7 +35,7 @@ def add_resource(ctx: CommandContext, args: str) -> list[Reply]:
     lang = ctx.language
     parsed = parse_args(args, flags=ADD_FLAGS, language=lang)
     words = parsed.positionals
-    at = next((i for i, t in enumerate(words) if not t.quoted and _URL.fullmatch(t.text)), None)
+    at = next((i for i, t in enumerate(words) if not t.quoted and LINK.fullmatch(t.text)), None)
     if at is None:
         raise UsageError(tr(lang, "The resource needs a link (https://...).", "资源需要一个链接（https://...）。"))
     if at + 1 < len(words):
@@ -48,8 +46,8 @@ def add_resource(ctx: CommandContext, args: str) -> list[Reply]:
     if not title or len(title) > MAX_TITLE_CHARS:
         raise UsageError(tr(lang, f"The resource needs a title (at most {MAX_TITLE_CHARS} characters).",
                             f"资源需要一个标题（最多 {MAX_TITLE_CHARS} 个字符）。"))
-    url = words[at].text
-    url = url if "://" in url else f"https://{url}"
+    url = normalise_link(words[at].text)
+    assert url is not None  # the word matched LINK
     existing = ctx.session.exec(
         select(Resource).where(Resource.community_id == ctx.community.id, Resource.url == url)
     ).first()

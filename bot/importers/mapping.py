@@ -17,7 +17,10 @@ from typing import Literal
 
 from bot.errors import ImportFormatError, UsageError
 
-FieldKind = Literal["text", "list", "when", "int"]
+FieldKind = Literal["text", "list", "when", "int", "url"]
+
+#: The largest capacity of an event (also the ``--capacity`` limit of ``/event create``).
+MAX_CAPACITY = 100_000
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,12 @@ class FieldSpec:
             (``("short_description", "long_description")``) is used when all of them exist. Names are
             compared after :func:`normalise_column` (case, spaces, dashes and camelCase do not matter).
         kind: ``text`` (parts joined with ``joiner``), ``list`` (items joined with ", ", duplicates
-            dropped), ``when`` (a date/time, parts joined with a space: ``date+time``), ``int``.
+            dropped), ``when`` (a date/time, parts joined with a space: ``date+time``), ``int``, ``url``
+            (the first part that is a link by :func:`bot.importers.links.normalise_link`; the others are
+            left out with a warning).
         max_length: the column's limit; a longer value makes the row skipped.
+        maximum: for ``int``: the largest value; a larger or negative one makes the row skipped, and 0
+            means none (no limit).
         required: the import cannot run without a column for it.
         unite: when two rows of a file share a key, their items are united (tags, skills); otherwise the
             first non-empty value is kept.
@@ -44,6 +51,7 @@ class FieldSpec:
     kind: FieldKind = "text"
     joiner: str = "\n"
     max_length: int | None = None
+    maximum: int | None = None
     required: bool = False
     unite: bool = False
 
@@ -126,7 +134,7 @@ MEMBER_SPEC = TargetSpec(
         FieldSpec("languages", "languages", _a("languages", "language", "locales", "语言"),
                   kind="list", unite=True),
         FieldSpec("timezone", "timezone", _a("timezone", "time_zone", "tz", "时区"), joiner=" "),
-        FieldSpec("url", "url", _URL, joiner=" "),
+        FieldSpec("url", "url", _URL, kind="url"),
     ),
     key_aliases=("id", "uid", "member_id", "company_id", "user_id", "external_id", "key", "编号"),
     fallback_key=("display_name", "url"),
@@ -139,7 +147,7 @@ RESOURCE_SPEC = TargetSpec(
         FieldSpec("title", "title", _a("title", "name", "resource", "program", "programme", "tool", "标题",
                                        "名称", "名字", "资源", "工具"),
                   max_length=300, required=True, joiner=" "),
-        FieldSpec("url", "url", _URL, joiner=" "),
+        FieldSpec("url", "url", _URL, kind="url"),
         FieldSpec("description", "description", _a(
             "description", "desc", "summary", "about", "details", "notes",
             "short_description+long_description",
@@ -170,9 +178,9 @@ EVENT_SPEC = TargetSpec(
         FieldSpec("place", "place", _a("location", "place", "venue", "address", "city+country", "city",
                                        "where", "地点", "地址", "场地", "城市"), kind="list"),
         FieldSpec("link", "link", _a("url", "link", "website", "event_url", "registration", "链接", "网址",
-                                     "报名链接"), joiner=" "),
+                                     "报名链接"), kind="url"),
         FieldSpec("capacity", "capacity", _a("capacity", "max_attendees", "seats", "limit", "人数", "名额"),
-                  kind="int"),
+                  kind="int", maximum=MAX_CAPACITY),
         FieldSpec("status", "status", _a("status", "状态"), joiner=" "),
     ),
     key_aliases=("uid", "id", "event_id", "external_id", "key", "编号"),
@@ -279,7 +287,8 @@ def resolve_mapping(
                 raise UsageError(f"--map {spec_field.name}= cannot be empty: every {spec.entity} needs it.")
             disabled.add(spec_field.name)
             continue
-        chosen[spec_field.name] = tuple(index.require(c, f"--map {spec_field.name}=") for c in cols)
+        shown = value if isinstance(value, str) else "+".join(value)
+        chosen[spec_field.name] = tuple(index.require(c, f"--map {spec_field.name}={shown}") for c in cols)
     used = {c for cols in chosen.values() for c in cols}
     detected: dict[str, list[tuple[str, ...]]] = {}
     for spec_field in spec.fields:
@@ -313,7 +322,9 @@ def resolve_mapping(
         )
     key_value = key if key is not None else key_option
     if key_value is not None and _split_columns(key_value, ","):
-        key_columns = tuple(index.require(c, "--key") for c in _split_columns(key_value, ","))
+        shown = key_value if isinstance(key_value, str) else ",".join(key_value)
+        option = f"--key {shown}" if key is not None else f"--map key={shown}"
+        key_columns = tuple(index.require(c, option) for c in _split_columns(key_value, ","))
     else:
         key_columns = next(((c,) for alias in spec.key_aliases if (c := index.find(alias))), ())
     ordered = {f.name: chosen[f.name] for f in spec.fields if f.name in chosen}

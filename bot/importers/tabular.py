@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, select
 
+from bot.errors import ImportFormatError
+from bot.importers.links import normalise_link
 from bot.importers.mapping import (
     MEMBER_SPEC,
     RESOURCE_SPEC,
@@ -40,6 +43,10 @@ from bot.models import Community, Member, Resource, utcnow
 #: Files with more rows than this show a progress bar (on stderr) when ``progress=True``.
 PROGRESS_MIN_ROWS = 500
 _MAX_KEY = 500
+#: Where a cell holding several links is split: spaces, and a comma or semicolon before a space or a link.
+_LINK_SEPARATORS = re.compile(r"\s+|[,;，；](?=\s|https?://|www\.|$)", re.IGNORECASE)
+#: What spreadsheets put in an empty link cell.
+_BARE_SCHEMES = frozenset({"http://", "https://", "http:", "https:", "www.", "-", "n/a", "none", "null"})
 
 
 class RowError(ValueError):
@@ -48,6 +55,8 @@ class RowError(ValueError):
 
 #: Turns the values built from a row (``{attr: value}``) into the final values, or raises RowError.
 Finisher = Callable[[dict[str, Any]], dict[str, Any]]
+#: Receives the warnings of one row (a value left out of it).
+Warn = Callable[[str], None]
 MapOption = Mapping[str, str | Sequence[str]] | None
 KeyOption = str | Sequence[str] | None
 
@@ -57,6 +66,25 @@ class _Record:
     line: int
     key: str
     values: dict[str, Any]
+    item: int | None = None
+
+
+def _check_table(table: Table, spec: TargetSpec) -> None:
+    """Refuse a file that cannot hold what ``spec`` imports: an iCalendar feed imported as members or
+    resources, or a file without a single row.
+
+    Raises:
+        ImportFormatError: naming the command to use, or saying that no rows were found.
+    """
+    if table.kind == "ics" and spec.kind != "events":
+        raise ImportFormatError(
+            f"{table.name} looks like an events file (iCalendar), not a list of {spec.kind}: "
+            f"use `communitybot import events {table.name}`."
+        )
+    if not table.rows:
+        why = {"ics": "it has no BEGIN:VEVENT", "csv": "it has a header line but no rows",
+               "json": "its list is empty", "jsonl": "it has no lines"}.get(table.kind, "it has no rows")
+        raise ImportFormatError(f"No {spec.kind} found in {table.name}: {why}.")
 
 
 # --- values ----------------------------------------------------------------------------------------
@@ -83,16 +111,19 @@ def _parts(value: Any) -> list[str]:
     return [text] if text else []
 
 
-def field_value(spec_field: FieldSpec, cells: Sequence[Any]) -> Any:
+def field_value(spec_field: FieldSpec, cells: Sequence[Any], warn: Warn | None = None) -> Any:
     """The value of ``spec_field`` from the cells of its mapped columns (in mapping order).
 
     ``text``: the non-empty parts joined with the field's joiner (a part equal to an earlier one is
     dropped); ``list``: all items joined with ``", "``, duplicates dropped; ``when``: a single
     ``date``/``datetime`` cell as it is, else the parts joined with a space (``"2026-03-01 19:00"``),
-    ``None`` when empty; ``int``: a whole number or ``None``.
+    ``None`` when empty; ``int``: a whole number or ``None`` (0 is ``None`` when the field has a
+    ``maximum``: no limit); ``url``: the first part that is a link (``www.`` ones get ``https://``), ``""``
+    when none is; every part that is not a link is left out and reported to ``warn`` (a bare ``https://``
+    or ``n/a`` counts as empty).
 
     Raises:
-        RowError: an ``int`` field that is not a whole number.
+        RowError: an ``int`` field that is not a whole number, or is out of its range.
     """
     if spec_field.kind == "when":
         present = [c for c in cells if c not in (None, "")]
@@ -106,17 +137,56 @@ def field_value(spec_field: FieldSpec, cells: Sequence[Any]) -> Any:
             if part not in items:
                 items.append(part)
     if spec_field.kind == "int":
-        if not items:
-            return None
-        try:
-            return int(float(items[0]))
-        except (ValueError, OverflowError) as exc:
-            raise RowError(f"{spec_field.name} {items[0]!r} is not a whole number") from exc
+        return _whole_number(spec_field, items[0]) if items else None
+    if spec_field.kind == "url":
+        return _first_link(spec_field, items, warn)
     return (", " if spec_field.kind == "list" else spec_field.joiner).join(items)
 
 
-def build_values(spec: TargetSpec, mapping: ColumnMapping, cells: Mapping[str, Any]) -> dict[str, Any]:
-    """``{attr: value}`` for one row: every mapped field of ``spec`` built with :func:`field_value`.
+def _first_link(spec_field: FieldSpec, parts: Sequence[str], warn: Warn | None) -> str:
+    """The first link among ``parts`` (see :func:`field_value`); what is left out goes to ``warn``."""
+    links: list[str] = []
+    for part in parts:
+        words = [w for w in _LINK_SEPARATORS.split(part) if w and w.casefold() not in _BARE_SCHEMES]
+        found = [link for link in map(normalise_link, words) if link]
+        other = [w for w in words if normalise_link(w) is None]
+        if words and not found and warn is not None:
+            warn(f"{spec_field.name} {_shorten(part)!r} is not a link (https://... or www....); left out")
+        elif found and other and warn is not None:
+            left = _shorten(" ".join(other))
+            warn(f"{spec_field.name} {_shorten(part)!r}: kept the link, left out {left!r}")
+        links.extend(link for link in found if link not in links)
+    if len(links) > 1 and warn is not None:
+        warn(f"{spec_field.name}: {len(links)} links given, kept the first; left out "
+             f"{', '.join(_shorten(link) for link in links[1:])}")
+    return links[0] if links else ""
+
+
+def _whole_number(spec_field: FieldSpec, text: str) -> int | None:
+    try:
+        number = float(text)
+        value = int(number)
+    except (ValueError, OverflowError) as exc:  # OverflowError: "1e400" is inf
+        raise RowError(f"{spec_field.name} {_shorten(text)!r} is not a whole number") from exc
+    if spec_field.maximum is None:
+        return value
+    if value == 0:
+        return None
+    if not 1 <= number <= spec_field.maximum:
+        raise RowError(f"{spec_field.name} {_shorten(text)!r} is out of range: give 1 to "
+                       f"{spec_field.maximum} (or leave it empty for no limit)")
+    return value
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def build_values(
+    spec: TargetSpec, mapping: ColumnMapping, cells: Mapping[str, Any], warn: Warn | None = None
+) -> dict[str, Any]:
+    """``{attr: value}`` for one row: every mapped field of ``spec`` built with :func:`field_value`;
+    values left out of the row (an invalid link) are reported to ``warn``.
 
     Raises:
         RowError: a required field is empty, a value is longer than its column allows, or a bad number.
@@ -126,11 +196,11 @@ def build_values(spec: TargetSpec, mapping: ColumnMapping, cells: Mapping[str, A
         columns = mapping.fields.get(spec_field.name)
         if not columns:
             continue
-        value = field_value(spec_field, [cells.get(c) for c in columns])
+        value = field_value(spec_field, [cells.get(c) for c in columns], warn)
         for group in mapping.alternatives.get(spec_field.name, ()):
             if value not in (None, ""):
                 break
-            value = field_value(spec_field, [cells.get(c) for c in group])
+            value = field_value(spec_field, [cells.get(c) for c in group], warn)
         if spec_field.required and value in (None, ""):
             tried = [columns, *mapping.alternatives.get(spec_field.name, ())]
             raise RowError(f"empty {spec_field.name} (column {' or '.join('+'.join(g) for g in tried)})")
@@ -227,6 +297,7 @@ def import_table(
     """
     if community.id is None:
         raise ValueError("community must be flushed (have an id) before importing into it")
+    _check_table(table, spec)
     resolved = resolve_mapping(spec, columns=table.columns, explicit=mapping, key=key, file_label=table.name)
     report = ImportReport(
         kind=spec.kind,
@@ -237,24 +308,31 @@ def import_table(
              else f"fields {'+'.join(_map_name(spec, attr) for attr in spec.fallback_key)}"),
         unused_columns=list(resolved.unused_columns),
     )
+    for note in table.notes:
+        report.warn(note.line, note.message)
     records: dict[str, _Record] = {}
     for row in _progress(table.rows, enabled=progress, label=f"Reading {table.name}"):
         if row.error:
-            report.skip(row.line, row.error)
+            report.skip(row.line, row.error, row.item)
             continue
+        warnings: list[str] = []
         try:
-            values = build_values(spec, resolved, row.values)
+            values = build_values(spec, resolved, row.values, warnings.append)
             if finish is not None:
                 values = finish(values)
         except RowError as exc:
-            report.skip(row.line, str(exc))
+            report.skip(row.line, str(exc), row.item)
             continue
+        for message in warnings:
+            report.warn(row.line, message, row.item)
         row_id = row_key(source=source, spec=spec, mapping=resolved, cells=row.values, values=values)
         if row_id in records:
-            _merge(records[row_id].values, values, spec)
-            report.merged.append(MergedRow(line=row.line, into_line=records[row_id].line))
+            first = records[row_id]
+            _merge(first.values, values, spec)
+            report.merged.append(MergedRow(line=row.line, into_line=first.line, item=row.item,
+                                           into_item=first.item))
         else:
-            records[row_id] = _Record(row.line, row_id, values)
+            records[row_id] = _Record(row.line, row_id, values, row.item)
     _upsert(session, community_id=community.id, model=model, records=list(records.values()), source=source,
             create_defaults=create_defaults or {}, report=report, progress=progress)
     return report

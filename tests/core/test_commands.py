@@ -319,7 +319,7 @@ def test_profile_set_location_only_keeps_consent_off(chat: Chat) -> None:
 
 @pytest.mark.parametrize(("command", "message"), [
     ("/profile set favourite: pizza", "Unknown profile key 'favourite'. Keys: bio, skills"),
-    ("/profile set angel investing", "Unknown profile key 'angel investing'"),
+    ("/profile set angel investing", "Write it as KEY: VALUE, e.g. offers: angel investing. Keys: bio"),
     ("/profile set", "Say what to set"),
     ("/profile set timezone: Mars/Base", "Unknown time zone 'Mars/Base'"),
 ])
@@ -406,6 +406,9 @@ def test_bot_config_sets_and_shows(chat: Chat) -> None:
     ("/bot config timezone Mars/Base", "Bad value for timezone"),
     ("/bot config colour blue", "Unknown setting 'colour'"),
     ("/bot config match_threshold 7", "Bad value for match_threshold"),
+    ("/bot config digest_cron every monday", "Bad value for digest_cron: a cron expression has 5 fields"),
+    ("/bot config digest_cron 99 99 * * *", "Bad value for digest_cron: minute 99 is out of range 0-59"),
+    ("/bot config timezone asia/shanghai", "unknown time zone 'asia/shanghai'; did you mean Asia/Shanghai?"),
     ("/机器人 配置 时区 Mars/Base", "设置失败"),
 ])
 def test_bot_config_rejects_bad_values(chat: Chat, command: str, message: str) -> None:
@@ -462,3 +465,156 @@ def test_unknown_command(chat: Chat) -> None:
 ])
 def test_is_command(text: str, expected: bool) -> None:
     assert is_command(text) is expected
+
+
+# --- numbers beyond the database range, capacities ------------------------------------------------------
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (f"/rsvp {HUGE}999", f"There is no event #{HUGE}999. See /event list."),
+    (f"/rsvp #{HUGE} maybe", f"There is no event #{HUGE}. See /event list."),
+    (f"/报名 {HUGE}", f"没有编号为 #{HUGE} 的活动。"),
+    (f"/取消报名 {HUGE}", f"没有编号为 #{HUGE} 的活动。"),
+    (f"/rsvp cancel {HUGE}", f"There is no event #{HUGE}."),
+    (f"/event show {HUGE}", f"There is no event #{HUGE}."),
+    (f"/event cancel {HUGE}", f"There is no event #{HUGE}."),
+    (f"/event edit {HUGE} --title x", f"There is no event #{HUGE}."),
+    ("/event show 9223372036854775807", "There is no event #9223372036854775807."),  # the largest id
+    ("/event show 9223372036854775808", "There is no event #9223372036854775808."),  # one more
+    ("/event show " + "9" * 5000, "There is no event #" + "9" * 30 + "…. See /event list."),
+])
+def test_ids_beyond_the_database_range_are_not_found(chat: Chat, command: str, message: str) -> None:
+    chat.run('/event create "Real" 2027-05-10 18:00')
+    reply = chat.say(command)
+    assert message in reply
+    assert "Usage" not in reply  # a missing event, not a malformed command
+    assert chat.rsvps() == []
+
+
+@pytest.mark.parametrize("command", [
+    f"/event edit 1 --capacity {HUGE}",
+    "/event edit 1 --capacity 100001",
+    f'/event create "Huge" 2027-05-10 18:00 --capacity {HUGE}',
+    "/event create \"Huge\" 2027-05-10 18:00 --capacity " + "9" * 5000,
+])
+def test_capacity_beyond_its_range_is_a_usage_error(chat: Chat, command: str) -> None:
+    chat.run('/event create "Real" 2027-05-10 18:00 --capacity 10')
+    reply = chat.say(command)
+    assert "Capacity must be between 1 and 100000" in reply
+    assert "Usage: /event" in reply
+    assert [(e.title, e.capacity) for e in chat.events()] == [("Real", 10)]
+    assert "人数上限必须在 1 到 100000 之间" in chat.say(f"/活动 修改 1 --人数 {HUGE}")
+
+
+def test_capacity_at_its_limit_is_stored(chat: Chat) -> None:
+    chat.run('/event create "Big" 2027-05-10 18:00 --capacity 100000')
+    assert chat.events()[0].capacity == 100_000
+
+
+# --- time zone and all-day of events made by commands ----------------------------------------------------
+
+def test_command_dates_are_never_all_day_and_keep_the_zone_they_were_read_in(chat: Chat) -> None:
+    chat.run('/event create "X" 2027-05-10')  # a date without a time: 18:00, not an all-day event
+    [event] = chat.events()
+    assert (event.starts_at, event.all_day, event.timezone) == (shanghai(2027, 5, 10, 18, 0), False,
+                                                               "Asia/Shanghai")
+    event.all_day, event.timezone = True, "Europe/Paris"  # as if imported from a feed
+    chat.session.add(event)
+    chat.session.flush()
+    chat.community.settings = {"timezone": "Asia/Tokyo"}
+    chat.run("/event edit 1 --when 2027-05-11")
+    [event] = chat.events()
+    assert (event.starts_at, event.all_day, event.timezone) == (
+        datetime(2027, 5, 11, 18, 0, tzinfo=ZoneInfo("Asia/Tokyo")), False, "Asia/Tokyo")
+
+
+# --- plurals and long lists ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("going", "english", "chinese"), [
+    (0, "Nobody had said they were going.", "之前没有人报名。"),
+    (1, "1 person had said they were going.", "之前有 1 人报名。"),
+    (2, "2 people had said they were going.", "之前有 2 人报名。"),
+])
+def test_cancel_counts_who_was_going_in_both_languages(
+    chat: Chat, going: int, english: str, chinese: str
+) -> None:
+    chat.run('/event create "One" 2027-05-10 18:00')
+    chat.run('/event create "Two" 2027-05-11 18:00')
+    for user in ("bob", "carol")[:going]:
+        chat.run("/rsvp 1", user=user)
+        chat.run("/rsvp 2", user=user)
+    assert chat.say("/event cancel 1") == f"Cancelled event #1 One. {english}"
+    assert chat.say("/活动 取消 2") == f"已取消活动 #2 Two。{chinese}"
+
+
+def add_events(chat: Chat, count: int, *, start: datetime, step: timedelta) -> None:
+    community_id = chat.community.id or 0
+    for i in range(count):
+        chat.session.add(Event(community_id=community_id, title=f"E{i}", starts_at=start + i * step))
+    chat.session.flush()
+
+
+def test_past_list_says_how_many_more_there_are(chat: Chat) -> None:
+    add_events(chat, 210, start=NOW - timedelta(days=1), step=-timedelta(days=1))
+    add_events(chat, 2, start=NOW + timedelta(days=1), step=timedelta(days=1))  # upcoming: not counted
+    community_id = chat.community.id or 0
+    chat.session.add(Event(community_id=community_id, title="Cancelled", starts_at=NOW - timedelta(hours=5),
+                           status=EventStatus.CANCELLED))  # never listed: not counted either
+    lines = chat.say("/event list --past").splitlines()
+    assert lines[0] == "Past events:"
+    assert len(lines) == 1 + 10 + 1
+    assert lines[1].startswith("#1 E0 — ")  # the most recent first
+    assert lines[-1] == "… and 200 more."
+    zh = chat.say("/活动 --past").splitlines()
+    assert zh[-1] == "……另有 200 个活动未列出。"
+
+
+def test_upcoming_list_says_how_many_more_there_are_and_not_when_all_fit(chat: Chat) -> None:
+    add_events(chat, 20, start=NOW + timedelta(days=1), step=timedelta(days=1))
+    listing = chat.say("/event list").splitlines()
+    assert len(listing) == 21 and "more" not in listing[-1]  # exactly the limit: nothing hidden
+    add_events(chat, 3, start=NOW + timedelta(days=40), step=timedelta(days=1))
+    assert chat.say("/event list").splitlines()[-1] == "… and 3 more."
+    add_events(chat, 1, start=NOW - timedelta(days=2), step=timedelta(days=1))
+    assert "more" not in chat.say("/event list --past")
+
+
+# --- profile messages --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("command", "message"), [
+    ("/profile set offers", "Write it as KEY: VALUE, e.g. offers: angel investing"),
+    ("/profile set offers angel investing", "Write it as KEY: VALUE, e.g. offers: angel investing"),
+    ("/profile set Skills python", "Write it as KEY: VALUE, e.g. Skills: python"),
+    ("/profile set bio: hi; needs a designer", "Write it as KEY: VALUE, e.g. needs: a designer"),
+    ("/资料 设置 能提供天使投资", "请写成「键：值」，例如 能提供：天使投资"),
+    ("/资料 设置 需要", "请写成「键：值」，例如 需要：设计师"),
+    ("/profile set timezone: asia/shanghai",
+     "Unknown time zone 'asia/shanghai'; did you mean Asia/Shanghai?"),
+    ("/profile set tz: Shanghai", "did you mean Asia/Shanghai?"),
+    ("/资料 设置 时区：europe/paris", "未知时区「europe/paris」，你是想写 Europe/Paris 吗？"),
+])
+def test_profile_set_says_how_to_write_it(chat: Chat, command: str, message: str) -> None:
+    reply = chat.say(command)
+    assert message in reply
+    assert "Unknown profile key" not in reply
+    assert chat.member("alice").offers == "" and chat.member("alice").timezone == ""
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    ('/event create "X" 9999-12-31 23:59', "The date '9999-12-31 23:59' is too far away"),
+    ('/event create "X" 2027-05-10 18:00 --end 9999-12-31 23:00',
+     "The date '9999-12-31 23:00' is too far away"),
+    ('/活动 创建 "X" 9999-12-31 23:59', "日期「9999-12-31 23:59」太远了"),
+    ("/event edit 1 --when 9999-12-31 20:00", "The date '9999-12-31 20:00' is too far away"),
+    ("/event edit 1 --when 9999-12-31 18:00", "With its duration the event would end after the year 9999"),
+])
+def test_dates_beyond_what_utc_can_store_are_usage_errors(chat: Chat, command: str, message: str) -> None:
+    chat.community.settings = {"timezone": "America/New_York"}  # 9999-12-31 19:00 here is year 10000 in UTC
+    chat.run('/event create "Real" 2027-05-10 18:00 --end 2027-05-10 23:30')
+    reply = chat.say(command)
+    assert message in reply
+    assert "Usage" in reply or "用法" in reply
+    assert [e.title for e in chat.events()] == ["Real"]
+    assert chat.events()[0].starts_at == datetime(2027, 5, 10, 22, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from bot.cli import common
 from bot.cli.importing import import_app
+from bot.commands import event as event_commands
 from bot.community import get_or_create_community
 from bot.db import session_scope, upgrade_database
 from bot.errors import ImportFormatError, UsageError
@@ -31,6 +32,7 @@ from bot.importers import (
     parse_map_options,
     resolve_mapping,
 )
+from bot.importers.mapping import MAX_CAPACITY
 from bot.models import Event, Member, Resource
 from bot.settings import Settings
 
@@ -303,21 +305,24 @@ def test_ics_floating_all_day_utc_and_zoned_times(engine: Engine, settings: Sett
     assert floating.ends_at == datetime(2026, 3, 10, 20, 0, tzinfo=UTC)
     assert (floating.title, floating.place, floating.link) == (
         "Rust meetup", "Le Bar, 3 rue X, Toulouse", "https://meetup.example/1")
-    assert (floating.description, floating.timezone) == ("Talks and beer", "Europe/Paris")
+    assert (floating.description, floating.timezone, floating.all_day) == ("Talks and beer", "Europe/Paris",
+                                                                           False)
 
     all_day = events["feed:allday-1"]
     assert all_day.starts_at == datetime(2026, 3, 13, 23, 0, tzinfo=UTC)  # 00:00 Paris
     assert all_day.starts_at.tzinfo is not None
     assert all_day.ends_at == datetime(2026, 3, 14, 23, 0, tzinfo=UTC)
+    assert (all_day.all_day, all_day.timezone) == (True, "Europe/Paris")  # VALUE=DATE, read in --tz
 
     utc = events["feed:utc-1"]
     assert utc.starts_at == datetime(2026, 3, 20, 17, 0, tzinfo=UTC)
     assert utc.ends_at == datetime(2026, 3, 20, 18, 0, tzinfo=UTC)
-    assert (utc.timezone, utc.status) == ("UTC", "cancelled")
+    # a UTC stamp names an instant, not a place: the event is shown in the zone it was read in
+    assert (utc.timezone, utc.status, utc.all_day) == ("Europe/Paris", "cancelled", False)
 
     zoned = events["feed:tz-1"]
     assert zoned.starts_at == datetime(2026, 4, 1, 6, 0, tzinfo=UTC)
-    assert zoned.timezone == "Asia/Shanghai"
+    assert (zoned.timezone, zoned.all_day) == ("Asia/Shanghai", False)  # the TZID the feed gives
 
     again = run_import(engine, settings, import_events, path=path, tz=PARIS)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 4)
@@ -501,3 +506,431 @@ def test_imports_on_postgresql(settings: Settings, tmp_path: Path, pg_engine: En
     assert (again.created, again.unchanged) == (0, 4)
     floating = next(e for e in all_rows(engine, Event) if e.external_key == "feed:floating-1")
     assert floating.starts_at == datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
+
+
+# --- numbers, all-day events and the zone of imported events --------------------------------------
+
+
+def test_event_capacity_out_of_range_skips_the_row_and_zero_means_no_limit(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "caps.json", json.dumps([
+        {"id": 1, "title": "Huge", "start": "2027-05-10T18:00", "capacity": "99999999999999999999"},
+        {"id": 2, "title": "Negative", "start": "2027-05-10T18:00", "capacity": -5},
+        {"id": 3, "title": "Endless", "start": "2027-05-10T18:00", "capacity": "1e400"},
+        {"id": 4, "title": "Unlimited", "start": "2027-05-10T18:00", "capacity": 0},
+        {"id": 5, "title": "Stadium", "start": "2027-05-10T18:00", "capacity": 100000},
+        {"id": 6, "title": "Small", "start": "2027-05-10T18:00", "capacity": "12"},
+    ], indent=1))
+    report = run_import(engine, settings, import_events, path=path, tz=SHANGHAI)
+    assert [(s.line, s.reason) for s in report.skipped] == [
+        (2, "capacity '99999999999999999999' is out of range: give 1 to 100000 (or leave it empty for no "
+            "limit)"),
+        (8, "capacity '-5' is out of range: give 1 to 100000 (or leave it empty for no limit)"),
+        (14, "capacity '1e400' is not a whole number"),
+    ]
+    assert [(e.title, e.capacity) for e in all_rows(engine, Event)] == [
+        ("Unlimited", None), ("Stadium", 100_000), ("Small", 12)]
+    capacity = EVENT_SPEC.field("capacity")
+    assert capacity is not None and capacity.maximum == MAX_CAPACITY == event_commands.MAX_CAPACITY
+
+
+def test_date_only_starts_are_all_day_events_in_the_zone_they_were_read_in(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    items = [
+        {"id": "iso", "name": "ISO day", "startDate": "2027-05-10"},
+        {"id": "words", "name": "Words day", "startDate": "10 May 2027"},
+        {"id": "timed", "name": "Evening", "startDate": "10 May 2027 7pm"},
+        {"id": "midnight", "name": "Midnight", "startDate": "2027-05-10T00:00"},
+        {"id": "utc", "name": "Online", "startDate": "2027-05-10T10:00:00Z"},
+        {"id": "offset", "name": "Offset", "startDate": "2027-05-10T10:00:00+02:00"},
+        {"id": "month", "name": "Some day in May", "startDate": "May 2027"},
+    ]
+    path = write(tmp_path / "days.json", '{"events": [\n' + ",\n".join(map(json.dumps, items)) + "\n]}")
+    report = run_import(engine, settings, import_events, path=path, tz=SHANGHAI)
+    assert [(s.line, s.reason) for s in report.skipped] == [
+        (8, "'May 2027' is not a whole date (give the day and the month)")]
+    events = {e.external_key: e for e in all_rows(engine, Event)}
+    got = {key.split(":")[1]: (e.starts_at, e.all_day, e.timezone) for key, e in events.items()}
+    assert got == {
+        "iso": (datetime(2027, 5, 9, 16, 0, tzinfo=UTC), True, "Asia/Shanghai"),
+        "words": (datetime(2027, 5, 9, 16, 0, tzinfo=UTC), True, "Asia/Shanghai"),
+        "timed": (datetime(2027, 5, 10, 11, 0, tzinfo=UTC), False, "Asia/Shanghai"),
+        "midnight": (datetime(2027, 5, 9, 16, 0, tzinfo=UTC), False, "Asia/Shanghai"),
+        "utc": (datetime(2027, 5, 10, 10, 0, tzinfo=UTC), False, "Asia/Shanghai"),
+        "offset": (datetime(2027, 5, 10, 8, 0, tzinfo=UTC), False, "Asia/Shanghai"),
+    }
+    assert events["days:words"].ends_at == datetime(2027, 5, 10, 16, 0, tzinfo=UTC)  # the whole day
+
+    table = write(tmp_path / "agenda.csv", "title,date,time\nFair,2027-06-06,\nTalk,2027-06-07,09:30\n")
+    run_import(engine, settings, import_events, path=table, tz=PARIS)
+    fair, talk = all_rows(engine, Event)[-2:]
+    assert (fair.all_day, fair.timezone, fair.starts_at) == (True, "Europe/Paris",
+                                                             datetime(2027, 6, 5, 22, 0, tzinfo=UTC))
+    assert (talk.all_day, talk.timezone) == (False, "Europe/Paris")
+
+
+def test_json_date_only_events_are_all_day(engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    path = write(tmp_path / "confs.json", JSON_EVENTS)
+    run_import(engine, settings, import_events, path=path, tz=SHANGHAI)
+    fosdem, breakfast = all_rows(engine, Event)
+    assert (fosdem.all_day, fosdem.timezone) == (True, "Asia/Shanghai")
+    assert (breakfast.all_day, breakfast.timezone) == (False, "Asia/Shanghai")
+
+
+# --- broken and empty iCalendar feeds --------------------------------------------------------------
+
+ICS_HEAD = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//EN\n"
+
+
+def vevent(uid: str, day: int, *, end: bool = True) -> str:
+    return (f"BEGIN:VEVENT\nUID:{uid}\nSUMMARY:Event {uid}\nDTSTART:202705{day:02d}T180000\n"
+            + ("END:VEVENT\n" if end else ""))
+
+
+def test_truncated_ics_keeps_the_complete_events_and_reports_the_broken_tail(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    text = ICS_HEAD + vevent("a", 10) + vevent("b", 11) + vevent("c", 12, end=False)
+    path = write(tmp_path / "cut.ics", text)
+    report = run_import(engine, settings, import_events, path=path, tz=PARIS)
+    assert report.created == 2
+    assert [(s.line, s.reason) for s in report.skipped] == [
+        (14, "incomplete event: the file ends at line 17 before END:VEVENT (is it truncated?), so lines "
+             "14–17 were not imported")]
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (1, "the VCALENDAR begun here is never closed: the file ends at line 17 without END:VCALENDAR "
+            "(is it truncated?); the complete events before that were read")]
+    assert [e.title for e in all_rows(engine, Event)] == ["Event a", "Event b"]
+    lines = report.summary_lines()
+    assert "Events: 2 created, 0 updated, 0 unchanged, 1 skipped, 1 warning." in lines
+    assert "  line 14: skipped: incomplete event: the file ends at line 17 before END:VEVENT (is it " \
+           "truncated?), so lines 14–17 were not imported" in lines
+    assert report.to_dict()["warnings"] == [{"line": 1, "message": report.warnings[0].message}]
+
+
+def test_ics_without_its_end_vcalendar_only_warns(engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    path = write(tmp_path / "open.ics", ICS_HEAD + vevent("a", 10) + vevent("b", 11))
+    report = run_import(engine, settings, import_events, path=path, tz=PARIS)
+    assert (report.created, report.skipped) == (2, [])
+    assert [w.line for w in report.warnings] == [1]
+
+
+@pytest.mark.parametrize(("body", "skipped"), [
+    # END:VCALENDAR before the event's END:VEVENT: icalendar alone drops the whole calendar
+    (vevent("a", 10) + vevent("b", 11, end=False) + "END:VCALENDAR\n",
+     [(9, "incomplete event: END:VCALENDAR on line 13 comes before its END:VEVENT, so lines 9–12 were not "
+          "imported")]),
+    # two feeds pasted together: a VEVENT begins inside one that never ended
+    (vevent("a", 10, end=False) + vevent("b", 11) + "END:VCALENDAR\n",
+     [(4, "incomplete event: BEGIN:VEVENT on line 8 comes before its END:VEVENT, so lines 4–7 were not "
+          "imported")]),
+])
+def test_ics_with_an_unclosed_event_in_the_middle_keeps_the_others(
+    engine: Engine, settings: Settings, tmp_path: Path, body: str, skipped: list[tuple[int, str]]
+) -> None:
+    path = write(tmp_path / "mid.ics", ICS_HEAD + body)
+    report = run_import(engine, settings, import_events, path=path, tz=PARIS)
+    assert report.created == 1
+    assert [(s.line, s.reason) for s in report.skipped] == skipped
+    assert report.warnings == []
+
+
+def test_ics_stray_end_line_is_ignored_with_a_warning(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "stray.ics", ICS_HEAD + vevent("a", 10) + "END:VALARM\n" + vevent("b", 11)
+                 + "END:VCALENDAR\n")
+    report = run_import(engine, settings, import_events, path=path, tz=PARIS)
+    assert report.created == 2
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (9, "END:VALARM without a BEGIN:VALARM before it; line ignored")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (ICS_HEAD + "END:VCALENDAR\n", "No events found in feed.ics: it has no BEGIN:VEVENT."),
+    (ICS_HEAD, "No events found in feed.ics: it has no BEGIN:VEVENT."),
+    ("SUMMARY:not a calendar\n", "feed.ics is not an iCalendar file: it has no BEGIN:VCALENDAR line."),
+    ("", "feed.ics is not an iCalendar file"),
+])
+def test_ics_without_events_fails_clearly(
+    engine: Engine, settings: Settings, tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ImportFormatError) as caught:
+        run_import(engine, settings, import_events, path=write(tmp_path / "feed.ics", text), tz=PARIS)
+    assert message in caught.value.user_message
+
+
+def test_cli_truncated_and_empty_ics(cli: tuple[typer.Typer, list[int]], tmp_path: Path) -> None:
+    app, _ = cli
+    data = str(tmp_path / "data")
+    cut = write(tmp_path / "cut.ics", ICS_HEAD + vevent("a", 10) + vevent("b", 11, end=False))
+    result = CliRunner().invoke(app, ["import", "events", str(cut), "--data-dir", data])
+    assert result.exit_code == 0, result.output
+    assert "Events: 1 created, 0 updated, 0 unchanged, 1 skipped, 1 warning." in result.stdout
+    assert "line 9: skipped: incomplete event: the file ends at line 12 before END:VEVENT" in result.stdout
+    assert "line 1: warning: the VCALENDAR begun here is never closed" in result.stdout
+    empty = write(tmp_path / "empty.ics", ICS_HEAD + "END:VCALENDAR\n")
+    failed = CliRunner().invoke(app, ["import", "events", str(empty), "--data-dir", data])
+    assert failed.exit_code == 1
+    assert "No events found in empty.ics" in failed.stderr
+
+
+# --- CSV quotes --------------------------------------------------------------------------------------
+
+PEOPLE = "name,bio,url\nAnn,Hardware,https://ann.example\nBob,Legal,https://bob.example\n"
+
+
+def test_csv_unclosed_quote_names_its_line_and_the_lines_it_swallowed(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "people.csv", PEOPLE + 'Cat,"Unclosed quote,https://cat.example\n'
+                 "Dan,Design,https://dan.example\nEve,Ops,https://eve.example\n")
+    report = run_import(engine, settings, import_members, path=path)
+    assert [(s.line, s.reason) for s in report.skipped] == [
+        (4, "the quote opened on line 4 is never closed, so lines 4–6 were read as one row and not imported; "
+            "close the quote (or remove it) and import again")]
+    assert [m.display_name for m in all_rows(engine, Member)] == ["Ann", "Bob"]
+
+
+def test_csv_unclosed_quote_is_reported_even_when_the_field_count_fits(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "people.csv", PEOPLE + 'Cat,Ops,"https://cat.example\nDan,Design,x\n')
+    report = run_import(engine, settings, import_members, path=path)
+    assert [(s.line, s.reason.split(",")[0]) for s in report.skipped] == [
+        (4, "the quote opened on line 4 is never closed")]
+    assert "lines 4–5" in report.skipped[0].reason
+    assert report.created == 2
+
+
+def test_csv_quote_closed_by_a_later_lines_quote_says_which_lines_it_swallowed(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    # the csv module reads lines 4-6 as one row of 3 fields: Cat's bio would silently hold Dan and Eve
+    path = write(tmp_path / "people.csv", PEOPLE + 'Cat,"Forgot to close,https://cat.example\n'
+                 'Dan,Design,https://dan.example\nEve,"Ops",https://eve.example\n'
+                 'Fay,"Multi\nline bio",https://fay.example\n'
+                 'Gus,"Two\nlines",https://gus.example,extra\n')
+    report = run_import(engine, settings, import_members, path=path)
+    assert [(s.line, s.reason) for s in report.skipped] == [
+        (4, "the quote opened on line 4 is closed on line 6 in the middle of a value, so lines 4–6 were read "
+            "as one row and not imported; is a closing quote missing on line 4?"),
+        (9, "has 4 fields but the header has 3; the quoted value opened on line 9 runs to line 10, so lines "
+            "9–10 were read as one row (a missing or extra quote?)"),
+    ]
+    assert [m.display_name for m in all_rows(engine, Member)] == ["Ann", "Bob", "Fay"]
+    assert all_rows(engine, Member)[-1].bio == "Multi\nline bio"  # a real multi-line value is fine
+
+
+def test_csv_unclosed_quote_past_the_field_limit_names_the_line(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    rest = "".join(f"P{i},Bio {i},https://p{i}.example\n" for i in range(8000))  # > 131072 characters
+    path = write(tmp_path / "big.csv", PEOPLE + 'Cat,"Unclosed,https://cat.example\n' + rest)
+    with pytest.raises(ImportFormatError) as caught:
+        run_import(engine, settings, import_members, path=path)
+    message = caught.value.user_message
+    assert message.startswith("big.csv, line 4: a quote opened here is never closed, so the rest of the file "
+                              "(lines 4–8004) reads as one value")
+
+
+# --- links -------------------------------------------------------------------------------------------
+
+
+def test_invalid_urls_are_dropped_with_a_warning_and_the_row_is_kept(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "people.csv", "id,name,url\n"
+                 "1,Ann,not a url\n"
+                 "2,Bob,www.bob.example\n"
+                 "3,Cat,https://\n"
+                 "4,Dan,\"https://dan.example, http://www.dan-old.example\"\n"
+                 "5,Eve,https://eve.example (main site)\n"
+                 "6,Fay,mailto:fay@example.org\n"
+                 "7,Gus,HTTPS://Gus.example/Path?q=1\n")
+    report = run_import(engine, settings, import_members, path=path)
+    assert (report.created, report.skipped) == (7, [])
+    assert [(w.line, w.message) for w in report.warnings] == [
+        (2, "url 'not a url' is not a link (https://... or www....); left out"),
+        (5, "url: 2 links given, kept the first; left out http://www.dan-old.example"),
+        (6, "url 'https://eve.example (main site)': kept the link, left out '(main site)'"),
+        (7, "url 'mailto:fay@example.org' is not a link (https://... or www....); left out"),
+    ]
+    assert [(m.display_name, m.url) for m in all_rows(engine, Member)] == [
+        ("Ann", ""), ("Bob", "https://www.bob.example"), ("Cat", ""), ("Dan", "https://dan.example"),
+        ("Eve", "https://eve.example"), ("Fay", ""), ("Gus", "HTTPS://Gus.example/Path?q=1")]
+    assert "  line 2: warning: url 'not a url' is not a link (https://... or www....); left out" in \
+        report.summary_lines()
+    assert report.to_dict()["warnings"][0] == {"line": 2, "message": report.warnings[0].message}
+
+
+def test_resource_and_event_links_follow_the_same_rule(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    links = write(tmp_path / "links.csv", "title,url\nGuide,no link here\nTool,www.tool.example\n")
+    report = run_import(engine, settings, import_resources, path=links)
+    assert [(w.line, w.message.split(" is ")[0]) for w in report.warnings] == [(2, "url 'no link here'")]
+    assert [(r.title, r.url) for r in all_rows(engine, Resource)] == [("Guide", ""),
+                                                                      ("Tool", "https://www.tool.example")]
+    feed = write(tmp_path / "feed.json", json.dumps([{"title": "Meetup", "start": "2027-05-10T18:00",
+                                                      "url": "see the website"}]))
+    events = run_import(engine, settings, import_events, path=feed, tz=PARIS)
+    assert [w.message for w in events.warnings] == [
+        "link 'see the website' is not a link (https://... or www....); left out"]
+    assert all_rows(engine, Event)[0].link == ""
+
+
+# --- messages ----------------------------------------------------------------------------------------
+
+
+def test_map_and_key_errors_name_the_option_as_typed() -> None:
+    with pytest.raises(ImportFormatError) as caught:
+        resolve_mapping(MEMBER_SPEC, columns=["name", "bio"], explicit={"name": "nope"}, file_label="p.csv")
+    assert caught.value.user_message == (
+        "--map name=nope: p.csv has no column 'nope'. Available columns: name, bio.")
+    with pytest.raises(ImportFormatError, match=r"^--map bio=bio\+nope: p.csv has no column 'nope'\."):
+        resolve_mapping(MEMBER_SPEC, columns=["name", "bio"], explicit={"bio": "bio+nope"},
+                        file_label="p.csv")
+    with pytest.raises(ImportFormatError, match=r"^--key id,nope: p.csv has no column 'id'\."):
+        resolve_mapping(MEMBER_SPEC, columns=["name", "bio"], key="id,nope", file_label="p.csv")
+    with pytest.raises(ImportFormatError, match=r"^--map key=nope: p.csv has no column 'nope'\."):
+        resolve_mapping(MEMBER_SPEC, columns=["name", "bio"], explicit={"key": "nope"}, file_label="p.csv")
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("scalars.json", '[1, 2, "three"]',
+     'scalars.json: the items of the list are not JSON objects (found a number, a string), so there is '
+     'nothing to import. Each one must be an object with named fields, e.g. {"name": "Ann Lee", '
+     '"bio": "..."}.'),
+    ("nested.json", '{"members": [[1], [2]]}', "nested.json: the items of the list are not JSON objects "
+                                               "(found a list)"),
+    ("lines.jsonl", '1\n"two"\nnull\n', "lines.jsonl: the lines are not JSON objects (found a number, a "
+                                        "string, null)"),
+    ("empty.json", "[]", "No members found in empty.json: its list is empty."),
+    ("header.csv", "name,bio\n", "No members found in header.csv: it has a header line but no rows."),
+    ("number.json", "42", "number.json: expected a list of objects, found a number."),
+])
+def test_files_without_objects_or_rows_say_so(
+    engine: Engine, settings: Settings, tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    with pytest.raises(ImportFormatError) as caught:
+        run_import(engine, settings, import_members, path=write(tmp_path / name, text))
+    assert caught.value.user_message == message or message in caught.value.user_message
+    assert "Available columns: (none)" not in caught.value.user_message
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "Cannot import photo.csv: it is a PNG image, not a "
+                                                          "text file. Use .csv, .tsv, .jsonl, .json or .ics"),
+    ("scan.json", b"%PDF-1.7\n", "Cannot import scan.json: it is a PDF document, not a text file."),
+    ("book.csv", b"PK\x03\x04\x14\x00", "it is a ZIP archive (an Excel .xlsx or Numbers file is one: export "
+                                        "it as CSV UTF-8)"),
+    ("old.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "it is an old Excel/Word file"),
+    ("wide.csv", "name,bio\nAnn,hi\n".encode("utf-16-le"),
+     "Cannot import wide.csv: it looks like UTF-16 text without a byte-order mark, not UTF-8 text."),
+    ("blob.csv", b"name\x00" + bytes(range(1, 250)), "it contains binary data"),
+    ("people.yaml", b"- name: Ann\n", "Cannot import people.yaml: unknown file type .yaml. Use .csv, .tsv, "
+                                      ".jsonl, .json or .ics"),
+    ("photo.png", b"\x89PNG\r\n\x1a\n", "Cannot import photo.png: unknown file type .png."),
+    ("latin1.csv", "name\nJosé\n".encode("latin-1") + b"\x81\xff", "neither UTF-8 nor GB18030"),
+])
+def test_unsupported_files_say_what_they_are_before_any_encoding_talk(
+    engine: Engine, settings: Settings, tmp_path: Path, name: str, data: bytes, message: str
+) -> None:
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ImportFormatError) as caught:
+        run_import(engine, settings, import_members, path=tmp_path / name)
+    assert message in caught.value.user_message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_text_with_a_byte_order_mark_is_read(
+    engine: Engine, settings: Settings, tmp_path: Path, encoding: str
+) -> None:
+    data = "name\tbio\nAnn\t硬件\n".encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(data)
+    report = run_import(engine, settings, import_members, path=path)
+    assert report.created == 1
+    assert [(m.display_name, m.bio) for m in all_rows(engine, Member)] == [("Ann", "硬件")]
+
+
+def test_an_events_feed_imported_as_members_points_at_import_events(
+    engine: Engine, settings: Settings, tmp_path: Path, cli: tuple[typer.Typer, list[int]]
+) -> None:
+    feed = write(tmp_path / "feed.ics", ICS)
+    for importer, kind in ((import_members, "members"), (import_resources, "resources")):
+        with pytest.raises(ImportFormatError) as caught:
+            run_import(engine, settings, importer, path=feed)
+        assert caught.value.user_message == (
+            f"feed.ics looks like an events file (iCalendar), not a list of {kind}: "
+            "use `communitybot import events feed.ics`.")
+    pasted = write(tmp_path / "calendar.txt", ICS)  # a feed saved with another extension
+    with pytest.raises(ImportFormatError, match="use `communitybot import events calendar.txt`"):
+        run_import(engine, settings, import_members, path=pasted)
+    assert run_import(engine, settings, import_events, path=pasted, tz=PARIS).created == 4
+    app, _ = cli
+    result = CliRunner().invoke(app, ["import", "members", str(feed), "--data-dir", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert "use `communitybot import events feed.ics`" in result.stderr
+
+
+def test_items_sharing_a_line_are_reported_by_item(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "one.json", json.dumps([
+        {"id": 1, "name": "Ann", "url": "nope"}, {"id": 2, "name": ""}, 3, {"id": 1, "name": "Ann"},
+    ]))
+    report = run_import(engine, settings, import_members, path=path)
+    assert [(s.line, s.item, s.reason) for s in report.skipped] == [
+        (1, 2, "empty name (column name)"), (1, 3, "expected an object, found a number")]
+    assert [(m.line, m.item, m.into_line, m.into_item) for m in report.merged] == [(1, 4, 1, 1)]
+    assert [(w.line, w.item) for w in report.warnings] == [(1, 1)]
+    lines = report.summary_lines()
+    assert "  line 1, item 2: skipped: empty name (column name)" in lines
+    assert "  line 1, item 3: skipped: expected an object, found a number" in lines
+    assert "  line 1, item 4: same key as line 1, item 1, merged into it" in lines
+    payload = report.to_dict()
+    assert payload["skipped"][0] == {"line": 1, "item": 2, "reason": "empty name (column name)"}
+    assert payload["merged"] == [{"line": 1, "into_line": 1, "item": 4, "into_item": 1}]
+
+    spread = write(tmp_path / "spread.json", json.dumps([{"name": "A"}, {"name": ""}], indent=1))
+    again = run_import(engine, settings, import_members, path=spread)
+    assert [(s.line, s.item) for s in again.skipped] == [(5, None)]  # one item per line: the line says it
+    assert again.to_dict()["skipped"] == [{"line": 5, "reason": "empty name (column name)"}]
+
+
+def test_dates_beyond_what_utc_can_store_skip_the_row(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "far.json", json.dumps([
+        {"title": "End of time", "start": "9999-12-31"},  # an all-day event ends on 10000-01-01
+        {"title": "Late", "start": "9999-12-31T20:00"},  # 01:00 UTC in the year 10000
+        {"title": "Early", "start": "0001-01-01T01:00"},
+        {"title": "Fine", "start": "9999-12-30T10:00"},
+    ]))  # one line: rows are told apart by item
+    report = run_import(engine, settings, import_events, path=path, tz=ZoneInfo("America/New_York"))
+    assert [(s.item, s.reason) for s in report.skipped] == [
+        (1, "a date is out of range (date value out of range): give one between the years 1 and 9999"),
+        (2, "a date is out of range (date value out of range): give one between the years 1 and 9999"),
+    ]
+    assert [e.title for e in all_rows(engine, Event)] == ["Early", "Fine"]
+    east = run_import(engine, settings, import_events, path=path, tz=SHANGHAI, source="far_east")
+    assert [s.item for s in east.skipped] == [1, 3]  # 0001-01-01 01:00 in Shanghai is before year 1 in UTC
+
+
+@pytest.mark.parametrize(("tz", "message"), [
+    ("asia/shanghai", "Unknown time zone 'asia/shanghai'; did you mean Asia/Shanghai?"),
+    ("Mars/Base", "Unknown time zone 'Mars/Base'; use an IANA name like Asia/Shanghai."),
+])
+def test_events_import_with_a_misspelt_zone_name_suggests_one(
+    engine: Engine, settings: Settings, tmp_path: Path, tz: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        run_import(engine, settings, import_events, path=write(tmp_path / "feed.ics", ICS), tz=tz)
+    assert caught.value.user_message == message
+    assert all_rows(engine, Event) == []

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from bot.commands.parsing import (
+    MAX_DB_ID,
     Flag,
     Token,
     flag_name,
     normalise_quotes,
     parse_args,
+    parse_id,
     parse_positive_int,
     tokenize,
 )
@@ -110,3 +112,33 @@ def test_positive_int(text: str, expected: int) -> None:
 def test_positive_int_refuses_others(text: str) -> None:
     with pytest.raises(UsageError, match="Capacity must be a whole number"):
         parse_positive_int(text, what="Capacity")
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999", "9223372036854775808", "#１" + "0" * 25,
+                                  "9" * 5000])
+def test_id_beyond_the_database_range_is_no_id(text: str) -> None:
+    assert parse_id(text, what="The event ID") is None  # "there is no #…", never an OverflowError
+
+
+@pytest.mark.parametrize(("text", "expected"),
+                         [("1", 1), ("#42", 42), ("９", 9), (str(MAX_DB_ID), MAX_DB_ID)])
+def test_id_within_the_database_range(text: str, expected: int) -> None:
+    assert parse_id(text, what="The event ID") == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "1_000", "1e3", "+", "#"])
+def test_id_that_is_not_a_whole_number_above_zero(text: str) -> None:
+    with pytest.raises(UsageError, match="The event ID must be a whole number above zero"):
+        parse_id(text, what="The event ID")
+
+
+@pytest.mark.parametrize("text", ["100001", "99999999999999999999", "9" * 5000])
+def test_positive_int_above_its_maximum_names_the_range(text: str) -> None:
+    with pytest.raises(UsageError, match="Capacity must be between 1 and 100000"):
+        parse_positive_int(text, what="Capacity", maximum=100_000)
+    with pytest.raises(UsageError, match="人数上限必须在 1 到 100000 之间"):
+        parse_positive_int(text, what="人数上限", language="zh", maximum=100_000)
+
+
+def test_positive_int_at_its_maximum() -> None:
+    assert parse_positive_int("100000", what="Capacity", maximum=100_000) == 100_000

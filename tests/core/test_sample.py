@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
@@ -72,3 +75,58 @@ def test_loading_later_moves_events_and_creates_nothing(engine: Engine, settings
     assert later.created == 0
     assert later.events.updated == 8
     assert later.members.unchanged == 24 and later.resources.unchanged == 16
+
+
+def test_sample_events_keep_their_zone_and_date_only_ones_are_all_day(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    for name in ("members.csv", "resources.csv"):
+        shutil.copy(sample_dir() / name, folder / name)
+    (folder / "events.json").write_text(json.dumps({"events": [
+        {"id": "dinner", "title": "Dinner", "days_from_now": 3, "time": "19:00", "duration_minutes": 60},
+        {"id": "hack-day", "title": "Hack day", "days_from_now": 4},
+    ]}), encoding="utf-8")
+    with session_scope(engine) as session:
+        community = get_or_create_community(session, "demo", settings=settings)
+        report = load_sample_community(session, community=community, tz=SHANGHAI, now=NOW, directory=folder)
+    assert (report.events.created, report.events.skipped) == (2, [])
+    with session_scope(engine) as session:
+        events = {e.external_key: e for e in session.exec(select(Event))}
+    dinner, hack = events["sample:dinner"], events["sample:hack-day"]
+    assert (dinner.all_day, dinner.timezone) == (False, "Asia/Shanghai")
+    assert dinner.starts_at == datetime(2026, 3, 5, 11, 0, tzinfo=UTC)
+    assert (hack.all_day, hack.timezone) == (True, "Asia/Shanghai")
+    assert hack.starts_at == datetime(2026, 3, 5, 16, 0, tzinfo=UTC)  # 6 March, 00:00 in Shanghai
+    assert hack.ends_at == datetime(2026, 3, 6, 16, 0, tzinfo=UTC)  # the whole day
+
+
+def test_shipped_sample_events_are_timed_in_the_community_zone(engine: Engine, settings: Settings) -> None:
+    load(engine, settings)
+    with session_scope(engine) as session:
+        events = list(session.exec(select(Event)))
+    assert len(events) == 8
+    assert all(not e.all_day and e.timezone == "Asia/Shanghai" for e in events)
+
+
+def test_sample_rows_with_impossible_numbers_are_skipped_not_raised(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    for name in ("members.csv", "resources.csv"):
+        shutil.copy(sample_dir() / name, folder / name)
+    (folder / "events.json").write_text(json.dumps({"events": [
+        {"id": "ok", "title": "Fine", "days_from_now": 1, "time": "19:00"},
+        {"id": "far", "title": "Far", "days_from_now": 99999999999999999999},
+        {"id": "long", "title": "Long", "days_from_now": 1, "time": "19:00", "duration_minutes": 10**20},
+    ]}, indent=None).replace("}, {", "},\n{"), encoding="utf-8")
+    with session_scope(engine) as session:
+        community = get_or_create_community(session, "demo", settings=settings)
+        report = load_sample_community(session, community=community, tz=SHANGHAI, now=NOW, directory=folder)
+    assert report.events.created == 1
+    assert [(s.line, s.reason.split(" (")[0]) for s in report.events.skipped] == [
+        (2, "bad days_from_now / time / duration_minutes"),
+        (3, "bad days_from_now / time / duration_minutes"),
+    ]
