@@ -8,13 +8,22 @@ Architecture (one saved unit per model directory):
     minimising the negative log-likelihood (Guo et al., 2017, "On Calibration of Modern Neural Networks",
     ICML, section 4.2); ``T`` does not change the ranking, only the confidence.
 
+Out-of-scope decision (only for models trained with an out-of-scope label, ``"oos"`` by default, the
+CLINC150 convention of Larson et al., 2019, "An Evaluation Dataset for Intent Classification and
+Out-of-Scope Prediction", EMNLP): the label is trained as a class like any other, and a probability
+threshold chosen on validation (:func:`nlp.training.choose_oos_threshold`) turns any prediction whose
+calibrated top probability is below it into the out-of-scope label. Models without that label have no
+threshold (``None``); the product's own ``out_of_scope`` intent is an ordinary class and the router keeps
+its own confidence floor.
+
 A model directory holds::
 
     adapter/            the peft LoRA adapter (``save_pretrained``: adapter_config.json,
                         adapter_model.safetensors)
     head.safetensors    the head: ``weight [n_labels, hidden]``, ``bias [n_labels]`` (float32)
     labels.json         the label map: a JSON list of labels in index order
-    meta.json           base model name, temperature, metrics, created_at, seed, example counts, ...
+    meta.json           base model name, temperature, oos_label / oos_threshold (null without an
+                        out-of-scope class), metrics, created_at, seed, example counts, ...
 
 :func:`save_intent_model` writes a directory atomically (temp sibling, then rename), and
 :func:`load_intent_model` refuses incomplete or mismatched directories with :class:`bot.errors.ModelError`.
@@ -39,7 +48,7 @@ from torch import nn
 
 from bot.errors import ModelError
 from bot.ports import IntentPrediction
-from nlp.base_model import MINILM_NAMES, BaseModelSpec, resolve_base_model
+from nlp.base_model import E5_NAMES, MINILM_NAMES, BaseModelSpec, resolve_base_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -60,6 +69,8 @@ HEAD_DROPOUT = 0.1
 DEFAULT_MAX_LENGTH = 64
 """Tokens kept per utterance; chat questions are short, and shorter batches are faster."""
 PREDICT_BATCH_SIZE = 64
+OOS_LABEL = "oos"
+"""The out-of-scope label that gets a probability threshold (CLINC150's name for it)."""
 
 RETRAIN_HINT = ("Retrain it with `communitybot nlp train` (or `/bot retrain` in chat), or roll back to an "
                 "earlier version with `/bot rollback`.")
@@ -159,11 +170,13 @@ def new_lora_encoder(encoder: PreTrainedModel) -> nn.Module:
 
 
 def same_base_model(a: str, b: str) -> bool:
-    """Whether two configured base-model names mean the same checkpoint (aliases of MiniLM count as one)."""
+    """Whether two configured base-model names mean the same checkpoint (aliases of MiniLM count as one,
+    and so do those of multilingual-e5-small)."""
     if a.lower() == b.lower():
         return True
-    if a.lower() in MINILM_NAMES and b.lower() in MINILM_NAMES:
-        return True
+    for aliases in (MINILM_NAMES, E5_NAMES):
+        if a.lower() in aliases and b.lower() in aliases:
+            return True
     pa, pb = Path(os.path.expanduser(a)), Path(os.path.expanduser(b))
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
@@ -184,13 +197,28 @@ class LoraIntentClassifier:
         query_prefix: text put before each utterance (``"query: "`` for e5 models, else ``""``).
         meta: the model's metadata (what ``meta.json`` holds); copied.
         path: the directory the model was loaded from or saved to, if any.
+        oos_threshold: a calibrated probability in ``[0, 1]``: a prediction whose top probability is below
+            it becomes ``oos_label``; ``None`` (the default) for no threshold.
+        oos_label: the out-of-scope label; it must be one of ``labels`` when ``oos_threshold`` is set.
+
+    Raises:
+        ModelError: a temperature that is not a positive number, an ``oos_threshold`` outside ``[0, 1]``,
+            or a threshold for a label the model does not have.
     """
 
     def __init__(self, *, network: IntentNetwork, tokenizer: Any, labels: Sequence[str], temperature: float,
                  base_model: str, max_length: int = DEFAULT_MAX_LENGTH, query_prefix: str = "",
-                 meta: Mapping[str, Any] | None = None, path: Path | None = None) -> None:
+                 meta: Mapping[str, Any] | None = None, path: Path | None = None,
+                 oos_threshold: float | None = None, oos_label: str = OOS_LABEL) -> None:
         if not temperature > 0 or not math.isfinite(temperature):
             raise ModelError(f"The calibration temperature must be a positive number, not {temperature!r}.")
+        if oos_threshold is not None:
+            if not 0.0 <= oos_threshold <= 1.0:
+                raise ModelError(f"The out-of-scope threshold must be a probability in [0, 1], "
+                                 f"not {oos_threshold!r}.")
+            if oos_label not in labels:
+                raise ModelError(f"An out-of-scope threshold needs the label {oos_label!r} among the "
+                                 f"model's labels {sorted(labels)}.")
         self._network = network.eval()
         self._tokenizer = tokenizer
         self._labels = tuple(labels)
@@ -200,6 +228,8 @@ class LoraIntentClassifier:
         self.query_prefix = query_prefix
         self.meta: dict[str, Any] = dict(meta or {})
         self.path = path
+        self._oos_threshold = None if oos_threshold is None else float(oos_threshold)
+        self._oos_label = oos_label
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -210,6 +240,21 @@ class LoraIntentClassifier:
     def temperature(self) -> float:
         """The calibration temperature ``T`` (probabilities are ``softmax(logits / T)``)."""
         return self._temperature
+
+    @property
+    def oos_threshold(self) -> float | None:
+        """The out-of-scope probability threshold, or ``None`` when the model has none."""
+        return self._oos_threshold
+
+    @property
+    def oos_label(self) -> str:
+        """The label a below-threshold prediction becomes (``"oos"`` unless trained otherwise)."""
+        return self._oos_label
+
+    @property
+    def tokenizer(self) -> Any:
+        """The base model's tokenizer (a ``transformers`` tokenizer; the query prefix is not part of it)."""
+        return self._tokenizer
 
     @property
     def network(self) -> IntentNetwork:
@@ -242,13 +287,20 @@ class LoraIntentClassifier:
         """One calibrated :class:`~bot.ports.IntentPrediction` per text, in order (``[]`` for no texts).
 
         ``ranking`` lists every label with its probability, most likely first (ties by index order).
+        ``intent``/``confidence`` are ``ranking[0]``, except with an :attr:`oos_threshold`: when the top
+        probability is below it, ``intent`` is :attr:`oos_label` and ``confidence`` that label's own
+        probability (``ranking`` is left as the model's distribution).
         """
         probs = self.probabilities(texts)
         out = []
         for row in probs:
             order = np.argsort(-row, kind="stable")
             ranking = tuple((self._labels[i], float(row[i])) for i in order)
-            out.append(IntentPrediction(intent=ranking[0][0], confidence=ranking[0][1], ranking=ranking))
+            intent, confidence = ranking[0]
+            if self._oos_threshold is not None and confidence < self._oos_threshold:
+                intent = self._oos_label
+                confidence = float(row[self._labels.index(self._oos_label)])
+            out.append(IntentPrediction(intent=intent, confidence=confidence, ranking=ranking))
         return out
 
 
@@ -347,7 +399,8 @@ def save_intent_model(*, classifier: LoraIntentClassifier, out_dir: Path) -> Pat
     old = out_dir.parent / f".{out_dir.name}.old-{tag}"
     meta = dict(classifier.meta)
     meta.update(format_version=FORMAT_VERSION, base_model=classifier.base_model,
-                temperature=classifier.temperature, labels=list(classifier.labels),
+                temperature=classifier.temperature, oos_label=classifier.oos_label,
+                oos_threshold=classifier.oos_threshold, labels=list(classifier.labels),
                 max_length=classifier.max_length, query_prefix=classifier.query_prefix,
                 lora={"r": LORA_R, "alpha": LORA_ALPHA, "dropout": LORA_DROPOUT,
                       "target_modules": list(LORA_TARGET_MODULES)})
@@ -507,8 +560,13 @@ def load_intent_model(path: Path, *, expected_labels: Sequence[str] | None = Non
                          f"{RETRAIN_HINT}") from exc
     network = IntentNetwork(encoder=peft_encoder, num_labels=len(labels), hidden_size=hidden)
     network.head.load_state_dict({"weight": weight, "bias": bias})
+    threshold = meta.get("oos_threshold")
+    if threshold is not None and not isinstance(threshold, int | float):
+        raise ModelError(f"The out-of-scope threshold in {path / META_FILE} is not a number. {RETRAIN_HINT}")
     return LoraIntentClassifier(
         network=network, tokenizer=tokenizer, labels=labels, temperature=float(meta.get("temperature", 1.0)),
         base_model=trained_on, max_length=int(meta.get("max_length", DEFAULT_MAX_LENGTH)),
         query_prefix=str(meta.get("query_prefix", spec.query_prefix)), meta=meta, path=path,
+        oos_threshold=None if threshold is None else float(threshold),
+        oos_label=str(meta.get("oos_label", OOS_LABEL)),
     )

@@ -138,6 +138,42 @@ class IntentModelRegistry:
         log.info("intent model %s activated", version)
         return path
 
+    def load_current(self, *, expected_labels: Sequence[str] | None = None,
+                     base_model: str | None = None) -> LoraIntentClassifier:
+        """Load the active version (see :func:`nlp.classifier.load_intent_model` for the checks).
+
+        Raises:
+            ModelError: no active version, or it does not load (or does not match the expectations).
+        """
+        version = self.current_version()
+        if version is None:
+            raise ModelError(f"There is no active intent model in {self.root}; train one with "
+                             "`communitybot nlp train` (or `/bot retrain` in chat).")
+        return load_intent_model(self.root / version, expected_labels=expected_labels, base_model=base_model)
+
+    def activate_and_load(self, version: str, *, expected_labels: Sequence[str] | None = None,
+                          base_model: str | None = None) -> LoraIntentClassifier:
+        """Fully load ``version`` and only then make it the active one.
+
+        Unlike :meth:`activate`, the adapter and the head are loaded onto the base model first, so a
+        version whose label map, head, adapter or base model does not fit (for instance an old 5-label
+        adapter while the bot serves 6 labels) is refused before ``CURRENT`` changes: the model that was
+        serving keeps serving.
+
+        Returns:
+            The loaded classifier (its ``path`` is the version's directory).
+
+        Raises:
+            ModelError: unknown version, or a model that does not load or does not match
+                ``expected_labels``/``base_model``; ``CURRENT`` is left unchanged.
+        """
+        path = self.path_of(version)
+        classifier = load_intent_model(path, expected_labels=expected_labels, base_model=base_model)
+        with self._locked():
+            self._write_current(version)
+        log.info("intent model %s loaded and activated", version)
+        return classifier
+
     def register(self, *, trained_dir: Path, activate: bool = True) -> str:
         """Move a complete model directory into the registry as the next version.
 
@@ -325,7 +361,7 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
                     fallback = load_intent_model(path)
         examples = load_seed_utterances()
         if progress:
-            seconds = estimate_training_seconds(n_examples=len(examples))
+            seconds = estimate_training_seconds(n_examples=len(examples), base_model=base_model)
             print("Training the intent classifier from the shipped seed utterances "
                   f"(first run, ~{seconds} s)...", file=sys.stderr, flush=True)
         try:

@@ -21,6 +21,7 @@ from bot.cli.common import (
 )
 from bot.cli.importing import import_app
 from bot.cli.models import models_app
+from bot.cli.nlp import nlp_app
 from bot.errors import CommunityBotError
 
 # torch's OpenMP threads busy-wait by default, which starves other processes on a 2-core machine and makes
@@ -39,6 +40,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 community_app = typer.Typer(help="Per-community settings.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(models_app, name="models")
+app.add_typer(nlp_app, name="nlp")
 app.add_typer(db_app, name="db")
 app.add_typer(community_app, name="community")
 

@@ -53,3 +53,23 @@ def test_stratified_split_with_two_examples_puts_one_in_each() -> None:
     train, val = stratified_split([("x", "a"), ("y", "a"), ("z", "b")], seed=1)
     assert len(val) == 1 and val[0][1] == "a"
     assert len(train) == 2
+
+
+def test_each_base_model_gets_its_own_default_hyperparameters() -> None:
+    from nlp.training import (
+        E5_HYPERPARAMETERS,
+        MINILM_HYPERPARAMETERS,
+        default_hyperparameters,
+        estimate_training_seconds,
+    )
+
+    assert default_hyperparameters("multilingual-e5-small") == E5_HYPERPARAMETERS
+    assert default_hyperparameters("E5") == E5_HYPERPARAMETERS
+    assert default_hyperparameters("all-MiniLM-L6-v2") == MINILM_HYPERPARAMETERS
+    assert default_hyperparameters("/some/local/model") == MINILM_HYPERPARAMETERS
+    assert (E5_HYPERPARAMETERS.epochs, E5_HYPERPARAMETERS.lora_lr, E5_HYPERPARAMETERS.warmup_fraction) == (
+        8, 3e-3, 0.1)
+    assert MINILM_HYPERPARAMETERS.warmup_fraction == 0.0
+    # 1000 examples: MiniLM 6 epochs x 0.006 s + 5 s; e5 8 epochs, 2.2 times the cost per example
+    assert estimate_training_seconds(n_examples=1000, base_model="minilm") == 41
+    assert estimate_training_seconds(n_examples=1000, base_model="e5") == 111
