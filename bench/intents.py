@@ -242,10 +242,11 @@ class RankingModel:
 
 def train_lora(data: DatasetSplits, config: RunConfig) -> Trained:
     """Train the product's LoRA classifier (``nlp.training.train_intent_model``) with dev as validation."""
-    from nlp.training import DEFAULT_EPOCHS, DEFAULT_LORA_LR, train_intent_model
+    from nlp.training import default_hyperparameters, train_intent_model
 
-    epochs = config.epochs or DEFAULT_EPOCHS
-    lora_lr = DEFAULT_LORA_LR if config.lora_lr is None else config.lora_lr
+    defaults = default_hyperparameters(config.base_model)  # per model: e5 needs its own learning rate
+    epochs = config.epochs or defaults.epochs
+    lora_lr = defaults.lora_lr if config.lora_lr is None else config.lora_lr
     with tempfile.TemporaryDirectory(prefix="intents-bench-lora-") as tmp:
         result = train_intent_model(examples=data.train, val_examples=data.dev, base_model=config.base_model,
                                     out_dir=Path(tmp) / "model", epochs=epochs, seed=config.seed,
@@ -693,9 +694,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL,
                         help="base model of the LoRA classifier and SetFit (nlp.base_model names)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="max LoRA epochs; None: nlp.training.DEFAULT_EPOCHS")
+                        help="max LoRA epochs; default: the base model's (default_hyperparameters)")
     parser.add_argument("--lora-lr", type=float, default=None,
-                        help="LoRA learning rate; None: nlp.training.DEFAULT_LORA_LR")
+                        help="LoRA learning rate; default: the base model's")
     parser.add_argument("--setfit-pairs", type=int, default=DEFAULT_SETFIT_PAIRS,
                         help="contrastive pairs for SetFit's one body epoch")
     parser.add_argument("--seed", type=int, default=SEED, help="seeds splits and training")

@@ -415,6 +415,7 @@ INTENT_HANDLERS: dict[str, Callable[[IntentContext], IntentResult]] = {
     "thanks": handle_thanks,
     "feedback": handle_feedback,
     "out_of_scope": handle_out_of_scope,
+    "oos": handle_out_of_scope,  # the out-of-scope label of models trained on CLINC-style data
 }
 
 

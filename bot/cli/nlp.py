@@ -240,8 +240,9 @@ def predict(
         print_json({"intent": pred.intent, "confidence": round(pred.confidence, 6), "top3": top3})
         return
     typer.echo(f"{pred.intent}  (confidence {pred.confidence:.3f})")
+    width = max(len(str(row["intent"])) for row in top3)
     for i, row in enumerate(top3, start=1):
-        typer.echo(f"  {i}. {row['intent']:<16} {row['confidence']:.3f}")
+        typer.echo(f"  {i}. {row['intent']:<{width}}  {row['confidence']:.3f}")
 
 
 def _pct(value: float | None) -> str:

@@ -258,3 +258,11 @@ def test_why_is_shown_in_the_readers_language() -> None:
     assert localise_why(why, "en") == why
     assert localise_why("bio: 天使投资人; close in meaning", "zh") == "简介：天使投资人；语义相近"
     assert localise_why("close in meaning", "zh") == "语义相近"
+
+
+def test_a_model_with_the_oos_label_is_answered_as_out_of_scope(engine: Engine, settings: Settings) -> None:
+    r = Router(engine=engine, settings=settings, classifier=lambda: FakeClassifier([("weather", "oos", 0.9)]),
+               matcher=lambda: FakeMatcher([]), clock=lambda: NOW)
+    result = r.handle(msg("what's the weather tomorrow?"))
+    assert result.intent == "oos"
+    assert result.text.startswith("That's outside what I can help with.")
