@@ -29,11 +29,30 @@ def load(engine: Engine, settings: Settings, now: datetime = NOW) -> SampleRepor
         return load_sample_community(session, community=community, tz=SHANGHAI, now=now)
 
 
+def sample_folder_with_events(tmp_path: Path, events: list[dict[str, object]]) -> Path:
+    """A copy of the shipped sample's members and resources, with these events.json items."""
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    for name in ("members.csv", "resources.csv"):
+        shutil.copy(sample_dir() / name, folder / name)
+    (folder / "events.json").write_text(json.dumps({"events": events}), encoding="utf-8")
+    return folder
+
+
 def test_sample_files_map_without_help() -> None:
     folder = sample_dir()
     members = resolve_mapping(MEMBER_SPEC, columns=read_table(folder / "members.csv").columns)
-    assert set(members.fields) == {"name", "bio", "skills", "offers", "needs", "location", "languages",
-                                   "timezone", "url"}
+    assert set(members.fields) == {
+        "name",
+        "bio",
+        "skills",
+        "offers",
+        "needs",
+        "location",
+        "languages",
+        "timezone",
+        "url",
+    }
     assert members.key_columns == ("id",)
     resources = resolve_mapping(RESOURCE_SPEC, columns=read_table(folder / "resources.csv").columns)
     assert set(resources.fields) == {"title", "url", "description", "tags"}
@@ -80,14 +99,19 @@ def test_loading_later_moves_events_and_creates_nothing(engine: Engine, settings
 def test_sample_events_keep_their_zone_and_date_only_ones_are_all_day(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "sample"
-    folder.mkdir()
-    for name in ("members.csv", "resources.csv"):
-        shutil.copy(sample_dir() / name, folder / name)
-    (folder / "events.json").write_text(json.dumps({"events": [
-        {"id": "dinner", "title": "Dinner", "days_from_now": 3, "time": "19:00", "duration_minutes": 60},
-        {"id": "hack-day", "title": "Hack day", "days_from_now": 4},
-    ]}), encoding="utf-8")
+    folder = sample_folder_with_events(
+        tmp_path,
+        [
+            {
+                "id": "dinner",
+                "title": "Dinner",
+                "days_from_now": 3,
+                "time": "19:00",
+                "duration_minutes": 60,
+            },
+            {"id": "hack-day", "title": "Hack day", "days_from_now": 4},
+        ],
+    )
     with session_scope(engine) as session:
         community = get_or_create_community(session, "demo", settings=settings)
         report = load_sample_community(session, community=community, tz=SHANGHAI, now=NOW, directory=folder)
@@ -117,11 +141,25 @@ def test_sample_rows_with_impossible_numbers_are_skipped_not_raised(
     folder.mkdir()
     for name in ("members.csv", "resources.csv"):
         shutil.copy(sample_dir() / name, folder / name)
-    (folder / "events.json").write_text(json.dumps({"events": [
-        {"id": "ok", "title": "Fine", "days_from_now": 1, "time": "19:00"},
-        {"id": "far", "title": "Far", "days_from_now": 99999999999999999999},
-        {"id": "long", "title": "Long", "days_from_now": 1, "time": "19:00", "duration_minutes": 10**20},
-    ]}, indent=None).replace("}, {", "},\n{"), encoding="utf-8")
+    (folder / "events.json").write_text(
+        json.dumps(
+            {
+                "events": [
+                    {"id": "ok", "title": "Fine", "days_from_now": 1, "time": "19:00"},
+                    {"id": "far", "title": "Far", "days_from_now": 99999999999999999999},
+                    {
+                        "id": "long",
+                        "title": "Long",
+                        "days_from_now": 1,
+                        "time": "19:00",
+                        "duration_minutes": 10**20,
+                    },
+                ]
+            },
+            indent=None,
+        ).replace("}, {", "},\n{"),
+        encoding="utf-8",
+    )
     with session_scope(engine) as session:
         community = get_or_create_community(session, "demo", settings=settings)
         report = load_sample_community(session, community=community, tz=SHANGHAI, now=NOW, directory=folder)
