@@ -32,3 +32,24 @@ def choose_language(text: str, *fallbacks: str | None) -> str:
         if lang in SUPPORTED_LANGUAGES:
             return lang
     return "en"
+
+
+_LANGUAGE_NAMES = {
+    "english": "en",
+    "英文": "en",
+    "英语": "en",
+    "chinese": "zh",
+    "中文": "zh",
+    "汉语": "zh",
+    "简体中文": "zh",
+    "繁體中文": "zh",
+}
+
+
+def language_code(name: str) -> str | None:
+    """A language as people write it ("English", "中文", "zh_CN", "en-GB") as a bare code ("en", "zh");
+    ``None`` for an empty name. Unknown names come back as their lower-cased primary subtag."""
+    raw = name.strip().casefold()
+    if not raw:
+        return None
+    return _LANGUAGE_NAMES.get(raw) or raw.replace("_", "-").split("-")[0]

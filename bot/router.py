@@ -36,7 +36,7 @@ from bot.intents import (
     describe_intent,
     handle_unknown_intent,
 )
-from bot.language import choose_language
+from bot.language import choose_language, language_code
 from bot.members import CONSOLE_USER, member_for_sender
 from bot.messages import HandledMessage, IncomingMessage, Match, MatchKind, Reply
 from bot.models import Member, MessageLog
@@ -317,7 +317,4 @@ class _LazyMatcher:
 
 
 def _first_language(member: Member) -> str | None:
-    first = member.languages.replace("，", ",").split(",")[0].strip().lower()
-    return {"english": "en", "chinese": "zh", "中文": "zh", "英文": "en", "英语": "en"}.get(
-        first, first or None
-    )
+    return language_code(member.languages.replace("，", ",").split(",")[0])

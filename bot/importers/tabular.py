@@ -37,7 +37,7 @@ from bot.importers.mapping import (
 )
 from bot.importers.report import ImportReport, MergedRow
 from bot.importers.sources import Table, read_table
-from bot.language import detect_language
+from bot.language import detect_language, language_code
 from bot.models import Community, Member, Resource, utcnow
 
 #: Files with more rows than this show a progress bar (on stderr) when ``progress=True``.
@@ -420,14 +420,10 @@ def import_members(
     )
 
 
-_LANGUAGE_NAMES = {"english": "en", "英文": "en", "英语": "en", "chinese": "zh", "中文": "zh", "汉语": "zh",
-                   "简体中文": "zh", "繁體中文": "zh"}
-
-
 def _finish_resource(values: dict[str, Any]) -> dict[str, Any]:
-    raw = str(values.get("language") or "").strip().casefold()
-    if raw:
-        values["language"] = _LANGUAGE_NAMES.get(raw) or raw.replace("_", "-").split("-")[0]
+    code = language_code(str(values.get("language") or ""))
+    if code:
+        values["language"] = code
     else:
         text = f"{values.get('title', '')} {values.get('description', '')}"
         values["language"] = detect_language(text) or ""

@@ -266,3 +266,11 @@ def test_a_model_with_the_oos_label_is_answered_as_out_of_scope(engine: Engine, 
     result = r.handle(msg("what's the weather tomorrow?"))
     assert result.intent == "oos"
     assert result.text.startswith("That's outside what I can help with.")
+
+
+def test_language_names_become_codes() -> None:
+    from bot.language import language_code
+
+    assert [language_code(n) for n in ("English", " 中文 ", "zh_CN", "en-GB", "简体中文", "")] == [
+        "en", "zh", "zh", "en", "zh", None
+    ]
