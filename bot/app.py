@@ -27,9 +27,11 @@ def load_classifier(
     """The data directory's current intent model; trained from the shipped seeds on first use."""
     from nlp.registry import ensure_intent_model
 
-    return ensure_intent_model(
+    classifier = ensure_intent_model(
         data_dir=settings.data_dir, base_model=settings.base_model, progress=progress, engine=engine
     )
+    classifier.use_runtime(settings.intent_runtime)
+    return classifier
 
 
 def load_matcher(settings: Settings, *, engine: Engine) -> Matcher:

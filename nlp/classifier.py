@@ -16,6 +16,10 @@ calibrated top probability is below it into the out-of-scope label. Models witho
 threshold (``None``); the product's own ``out_of_scope`` intent is an ordinary class and the router keeps
 its own confidence floor.
 
+Serving: :meth:`LoraIntentClassifier.use_runtime` switches the logits to ONNX Runtime over an export of
+the merged network (:mod:`nlp.onnx_runtime`; same logits to ~1e-6, about 4x faster per message on CPU);
+training and :meth:`LoraIntentClassifier.features` always run in PyTorch.
+
 A model directory holds::
 
     adapter/            the peft LoRA adapter (``save_pretrained``: adapter_config.json,
@@ -24,6 +28,7 @@ A model directory holds::
     labels.json         the label map: a JSON list of labels in index order
     meta.json           base model name, temperature, oos_label / oos_threshold (null without an
                         out-of-scope class), metrics, created_at, seed, example counts, ...
+    onnx/               optional cache: the ONNX export and its stamp (:mod:`nlp.onnx_runtime`)
 
 :func:`save_intent_model` writes a directory atomically (temp sibling, then rename), and
 :func:`load_intent_model` refuses incomplete or mismatched directories with :class:`bot.errors.ModelError`.
@@ -33,9 +38,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from bot.errors import ModelError
 from bot.ports import IntentPrediction
@@ -52,6 +60,8 @@ from nlp.base_model import E5_NAMES, MINILM_NAMES, BaseModelSpec, resolve_base_m
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
+    from nlp.onnx_runtime import OnnxLogits
 
 FORMAT_VERSION = 1
 ADAPTER_DIR = "adapter"
@@ -92,11 +102,14 @@ class IntentNetwork(nn.Module):
         self.dropout = nn.Dropout(HEAD_DROPOUT)
         self.head = nn.Linear(hidden_size, num_labels)
 
+    def features(self, **batch: torch.Tensor) -> torch.Tensor:
+        """Pooled sentence features ``[batch, hidden]`` (float32): the head's input, before dropout."""
+        hidden = self.encoder(**batch).last_hidden_state
+        return mean_pool(hidden, batch["attention_mask"])
+
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         """Logits ``[batch, num_labels]`` (float32) for a tokenizer batch (``input_ids``, ...)."""
-        hidden = self.encoder(**batch).last_hidden_state
-        pooled = mean_pool(hidden, batch["attention_mask"])
-        return self.head(self.dropout(pooled))
+        return self.head(self.dropout(self.features(**batch)))
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -230,6 +243,47 @@ class LoraIntentClassifier:
         self.path = path
         self._oos_threshold = None if oos_threshold is None else float(oos_threshold)
         self._oos_label = oos_label
+        self._onnx: OnnxLogits | None = None
+
+    @property
+    def runtime(self) -> str:
+        """``"onnx"`` when predictions run through ONNX Runtime (:meth:`use_runtime`), else ``"torch"``."""
+        return "torch" if self._onnx is None else "onnx"
+
+    def use_runtime(self, runtime: str = "auto") -> str:
+        """Choose what computes the logits: ``"torch"``, ``"onnx"`` or ``"auto"``.
+
+        ``onnx`` and ``auto`` export the saved model once (:mod:`nlp.onnx_runtime`, a few seconds, cached
+        in the model directory) and run it with ONNX Runtime: the same logits to ~1e-6, about four times
+        faster for single messages. With ``auto``, any failure (``onnxruntime`` missing, a model that was
+        never saved, an export error) is logged and PyTorch is kept. Training code always uses PyTorch.
+
+        Returns:
+            The runtime in effect afterwards (``"onnx"`` or ``"torch"``).
+
+        Raises:
+            ModelError: an unknown runtime, or ``"onnx"`` asked for and not possible (the message says why).
+        """
+        from nlp.onnx_runtime import RUNTIMES, onnx_logits_for
+
+        if runtime not in RUNTIMES:
+            raise ModelError(f"Unknown inference runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
+        if runtime == "torch":
+            self._onnx = None
+            return self.runtime
+        try:
+            if self.path is None:
+                raise ModelError("the model has not been saved to a directory yet")
+            self._onnx = onnx_logits_for(network=self._network, tokenizer=self._tokenizer,
+                                         model_dir=self.path)
+        except Exception as exc:  # any failure leaves PyTorch serving; "onnx" makes it an error
+            if runtime == "onnx":
+                raise ModelError(f"Cannot serve the intent model with ONNX Runtime: {exc}. Install "
+                                 "onnxruntime or set COMMUNITYBOT_INTENT_RUNTIME=torch.") from exc
+            logging.getLogger(__name__).warning("ONNX Runtime unavailable for %s (%s); using PyTorch",
+                                                self.path, exc)
+            self._onnx = None
+        return self.runtime
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -269,15 +323,42 @@ class LoraIntentClassifier:
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Uncalibrated logits, ``float32 [len(texts), n_labels]`` (``[0, n_labels]`` for no texts)."""
+        return self._batched(texts, width=len(self._labels), features=False)
+
+    def features(self, texts: Sequence[str], *, progress: str | None = None) -> np.ndarray:
+        """The head's input for ``texts``: pooled encoder features, ``float32 [len(texts), hidden]``.
+
+        ``progress``: when given, a tqdm bar with this description is shown on stderr.
+        """
+        return self._batched(texts, width=int(self._network.head.in_features), features=True,
+                             progress=progress)
+
+    def _batched(self, texts: Sequence[str], *, width: int, features: bool,
+                 progress: str | None = None) -> np.ndarray:
+        """Run the network in eval mode over ``texts`` in batches of similar length (less padding); rows
+        come back in input order."""
+        out = np.zeros((len(texts), width), dtype=np.float32)
         if not texts:
-            return np.zeros((0, len(self._labels)), dtype=np.float32)
-        self._network.eval()
-        chunks = []
-        with torch.inference_mode():
+            return out
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        if self._onnx is not None and not features:
             for start in range(0, len(texts), PREDICT_BATCH_SIZE):
-                batch = self.tokenize(texts[start:start + PREDICT_BATCH_SIZE])
-                chunks.append(self._network(**batch).float().numpy())
-        return np.concatenate(chunks, axis=0)
+                idx = order[start:start + PREDICT_BATCH_SIZE]
+                enc = self._tokenizer([self.query_prefix + texts[i] for i in idx], padding=True,
+                                      truncation=True, max_length=self.max_length, return_tensors="np")
+                out[idx] = self._onnx(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            return out
+        self._network.eval()
+        bar = tqdm(total=len(texts), desc=progress, unit="utt", file=sys.stderr, disable=progress is None,
+                   dynamic_ncols=True)
+        with torch.inference_mode(), bar:
+            for start in range(0, len(texts), PREDICT_BATCH_SIZE):
+                idx = order[start:start + PREDICT_BATCH_SIZE]
+                batch = self.tokenize([texts[i] for i in idx])
+                result = self._network.features(**batch) if features else self._network(**batch)
+                out[idx] = result.float().numpy()
+                bar.update(len(idx))
+        return out
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated ``softmax(logits / T)``, ``float64 [len(texts), n_labels]``; rows sum to 1."""
@@ -333,9 +414,11 @@ def fit_temperature(*, logits: np.ndarray, targets: np.ndarray,
         bounds: the search range of ``T``.
 
     Returns:
-        ``T``; ``1.0`` when there are no validation examples.
+        ``T``; ``1.0`` when there are no validation examples, or when every one is classified right: the
+        NLL then keeps falling as ``T -> 0`` and its "minimum" would be the lower bound, confidences of
+        exactly 1.0 that no small validation set justifies (seen with 8 validation examples).
     """
-    if len(targets) == 0:
+    if len(targets) == 0 or bool((np.asarray(logits).argmax(axis=1) == np.asarray(targets)).all()):
         return 1.0
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     ratio = (math.sqrt(5) - 1) / 2

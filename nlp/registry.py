@@ -262,6 +262,12 @@ class IntentModelRegistry:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise ModelError(f"Cannot write {self.root / CURRENT_FILE}: {exc}.") from exc
+        # ONNX exports are caches (hundreds of MB for e5); keep only the active version's
+        from nlp.onnx_runtime import drop_onnx_export
+
+        for other in self.versions():
+            if other != version:
+                drop_onnx_export(self.root / other)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -328,8 +334,10 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
     """The active intent model of ``data_dir``, trained from the shipped seeds when there is none.
 
     Loads ``CURRENT``. When there is none (first run), or it was trained on another base model, or it
-    cannot be loaded, a model is trained from :func:`nlp.seed.load_seed_utterances` (a one-line notice and
-    a progress bar on stderr), registered as a new version and activated; with ``engine`` the version is
+    cannot be loaded, a copy of the shipped seed model is registered when it fits the base model and the
+    seed files (:func:`nlp.seed.shipped_seed_model`; seconds), else a model is trained from
+    :func:`nlp.seed.load_seed_utterances` (a one-line notice and a progress bar on stderr); either way it
+    becomes a new, active version; with ``engine`` the version is
     recorded as a :class:`bot.models.ModelVersion` row. Training is serialised between processes: a
     second process waits and then loads the first one's model.
 
@@ -346,7 +354,7 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
         ModelError: training failed and no earlier model can serve (the previous model is returned,
             with a warning, when it still loads).
     """
-    from nlp.seed import load_seed_utterances
+    from nlp.seed import load_seed_utterances, shipped_seed_model
 
     registry = IntentModelRegistry(intent_models_root(data_dir))
     fallback: LoraIntentClassifier | None = None
@@ -359,6 +367,16 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
                 log.warning("the active intent model cannot serve (%s); training a new one", exc.user_message)
                 with contextlib.suppress(ModelError):
                     fallback = load_intent_model(path)
+        shipped = shipped_seed_model(base_model)
+        if shipped is not None:
+            try:
+                classifier = _register_shipped(registry, shipped=shipped, base_model=base_model)
+            except ModelError as exc:
+                log.warning("the shipped seed model cannot serve (%s); training one", exc.user_message)
+            else:
+                if engine is not None:
+                    _record_quietly(engine=engine, classifier=classifier, base_model=base_model)
+                return classifier
         examples = load_seed_utterances()
         if progress:
             seconds = estimate_training_seconds(n_examples=len(examples), base_model=base_model)
@@ -376,9 +394,34 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
             raise ModelError(
                 f"Training the intent classifier failed ({exc}); see the log for details.") from exc
     if engine is not None:
-        try:
-            record_model_version(engine=engine, version=version, path=result.path, base_model=base_model,
-                                 labels=result.labels, metrics=result.metrics)
-        except Exception:  # the model on disk serves regardless; the row can be written on the next retrain
-            log.exception("could not record intent model %s in the database", version)
+        _record_quietly(engine=engine, classifier=result.classifier, base_model=base_model)
     return result.classifier
+
+
+def _register_shipped(registry: IntentModelRegistry, *, shipped: Path,
+                      base_model: str) -> LoraIntentClassifier:
+    """Copy the shipped seed model into ``registry`` as the new active version and load it."""
+    staging = registry.root / f".shipped-{uuid.uuid4().hex[:8]}"
+    try:
+        registry.root.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(shipped, staging)
+        version = registry.register(trained_dir=staging)
+    except OSError as exc:
+        raise ModelError(f"Cannot copy the shipped seed model into {registry.root}: {exc}.") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("intent model %s: the shipped seed model", version)
+    return load_intent_model(registry.path_of(version), base_model=base_model)
+
+
+def _record_quietly(*, engine: Engine, classifier: LoraIntentClassifier, base_model: str) -> None:
+    """Record ``classifier``'s version row; a failure is logged (the model on disk serves regardless, and
+    the row can be written on the next retrain)."""
+    path = classifier.path
+    if path is None:
+        return
+    try:
+        record_model_version(engine=engine, version=path.name, path=path, base_model=base_model,
+                             labels=classifier.labels, metrics=classifier.meta.get("metrics", {}))
+    except Exception:
+        log.exception("could not record intent model %s in the database", path.name)

@@ -24,8 +24,11 @@ SHARED_DATA = Path(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings whose data directory and model cache live in ``tmp_path``."""
-    return Settings(data_dir=tmp_path / "data", model_cache=tmp_path / "cache", database_url=None)
+    """Settings whose data directory and model cache live in ``tmp_path``, on the light English MiniLM
+    (named explicitly; the default multilingual-e5-small would be converted into that empty cache and
+    trained for minutes if a test loaded it). Tests of the default model build their own settings."""
+    return Settings(data_dir=tmp_path / "data", model_cache=tmp_path / "cache", database_url=None,
+                    base_model="all-MiniLM-L6-v2")
 
 
 @pytest.fixture

@@ -124,14 +124,22 @@ def _check_out_dir(out: Path) -> None:
                    "it. Choose a new folder or an earlier model's folder.", code=2)
 
 
-def _load_model(model: Path) -> LoraIntentClassifier:
-    """Load a model directory, or the CURRENT version of a registry folder."""
+Runtime = Annotated[str | None, typer.Option(
+    "--runtime", help="What runs the model: auto, onnx or torch (default: COMMUNITYBOT_INTENT_RUNTIME, "
+    "auto = ONNX Runtime when available).")]
+
+
+def _load_model(model: Path, runtime: str | None = None) -> LoraIntentClassifier:
+    """Load a model directory, or the CURRENT version of a registry folder, served by ``runtime``
+    (default: the ``intent_runtime`` setting)."""
+    from bot.settings import Settings
     from nlp.classifier import load_intent_model
     from nlp.registry import CURRENT_FILE, IntentModelRegistry
 
-    if (model / CURRENT_FILE).is_file():
-        return IntentModelRegistry(model).load_current()
-    return load_intent_model(model)
+    clf = (IntentModelRegistry(model).load_current() if (model / CURRENT_FILE).is_file()
+           else load_intent_model(model))
+    clf.use_runtime(runtime or Settings().intent_runtime)
+    return clf
 
 
 @nlp_app.command("train")
@@ -148,7 +156,7 @@ def train(
     base_model: Annotated[
         str | None,
         typer.Option("--base-model", help="Base encoder (default: COMMUNITYBOT_BASE_MODEL), e.g. "
-                                          "all-MiniLM-L6-v2, multilingual-e5-small or a local folder."),
+                                          "multilingual-e5-small, all-MiniLM-L6-v2 or a local folder."),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Maximum passes over the data "
                                                "(default 6, 8 for multilingual-e5-small; early stopping "
@@ -204,13 +212,14 @@ def train(
 
 
 @nlp_app.command("eval")
-def evaluate_command(data: DataFiles, model: ModelDir, json_out: JsonOption = False) -> None:
+def evaluate_command(data: DataFiles, model: ModelDir, json_out: JsonOption = False,
+                     runtime: Runtime = None) -> None:
     """Score a model on labelled JSONL: accuracy, macro-F1, out-of-scope recall/precision, ECE, latency."""
     examples = _read_or_fail(data, "test").examples
     from nlp.evaluation import evaluate, format_metrics
 
     try:
-        clf = _load_model(model.expanduser())
+        clf = _load_model(model.expanduser(), runtime)
         metrics = evaluate(clf, examples, progress=True)
     except CommunityBotError as exc:
         raise fail(exc) from exc
@@ -218,7 +227,8 @@ def evaluate_command(data: DataFiles, model: ModelDir, json_out: JsonOption = Fa
         print_json(metrics)
         return
     n_oos = sum(label == clf.oos_label for _, label in examples)
-    typer.echo(f"{len(examples)} examples ({n_oos} labelled {clf.oos_label!r}), model {clf.path}:")
+    typer.echo(f"{len(examples)} examples ({n_oos} labelled {clf.oos_label!r}), model {clf.path} "
+               f"({clf.runtime}):")
     typer.echo(format_metrics(metrics))
 
 
@@ -227,12 +237,13 @@ def predict(
     text: Annotated[str, typer.Argument(help='The message, e.g. "有人懂 seed round 吗".')],
     model: ModelDir,
     json_out: JsonOption = False,
+    runtime: Runtime = None,
 ) -> None:
     """Predict the intent of one message: the intent, its calibrated confidence and the top three."""
     if not text.strip():
         raise fail("Give a non-empty message to classify.", code=2)
     try:
-        pred = _load_model(model.expanduser()).predict([text])[0]
+        pred = _load_model(model.expanduser(), runtime).predict([text])[0]
     except CommunityBotError as exc:
         raise fail(exc) from exc
     top3 = [{"intent": label, "confidence": round(prob, 6)} for label, prob in pred.ranking[:3]]

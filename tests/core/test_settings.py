@@ -28,6 +28,13 @@ def test_every_setting_is_listed_in_env_example() -> None:
         assert f"COMMUNITYBOT_{name.upper()}=" in example, name
 
 
+def test_default_base_model_is_multilingual_e5(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMMUNITYBOT_BASE_MODEL", raising=False)
+    assert Settings(_env_file=None).base_model == "multilingual-e5-small"  # type: ignore[call-arg]
+    example = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    assert "COMMUNITYBOT_BASE_MODEL=multilingual-e5-small" in example
+
+
 def test_database_url_overrides_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert (

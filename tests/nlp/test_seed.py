@@ -12,7 +12,7 @@ from bot.errors import ModelError
 from nlp.seed import SEED_DIR, SEED_INTENTS, SEED_LANGUAGES, load_seed_utterances
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]+")  # "seed", "GTM", "a16z"
 
 
 def test_the_shipped_languages_are_english_chinese_and_code_mixed() -> None:
@@ -20,22 +20,23 @@ def test_the_shipped_languages_are_english_chinese_and_code_mixed() -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_every_intent_has_at_least_40_utterances_per_language(lang: str) -> None:
+def test_every_intent_has_at_least_65_utterances_per_language(lang: str) -> None:
     counts = Counter(label for _, label in load_seed_utterances(languages=(lang,)))
     assert set(counts) == set(SEED_INTENTS)
-    assert min(counts.values()) >= 40, counts
+    assert min(counts.values()) >= 65, counts
 
 
-def test_every_intent_has_20_code_mixed_utterances() -> None:
+def test_every_intent_has_at_least_55_code_mixed_utterances() -> None:
     counts = Counter(label for _, label in load_seed_utterances(languages=("mixed",)))
-    assert counts == dict.fromkeys(SEED_INTENTS, 20)
+    assert set(counts) == set(SEED_INTENTS)
+    assert min(counts.values()) >= 55, counts
 
 
 def test_code_mixed_utterances_mix_both_scripts_or_use_pinyin() -> None:
     mixed = [text for text, _ in load_seed_utterances(languages=("mixed",))]
     assert all(LATIN_WORD.search(t) for t in mixed)  # every line has an English word or a pinyin name
     both = [t for t in mixed if CJK.search(t)]
-    assert len(both) >= 195, [t for t in mixed if not CJK.search(t)]  # all but a few ("ni hao everyone")
+    assert len(both) >= len(mixed) - 10, [t for t in mixed if not CJK.search(t)]  # all but pinyin ones
     assert "有人懂 seed round 吗" in mixed and "谢谢 bro" in mixed
 
 
@@ -66,6 +67,6 @@ def test_loader_keeps_language_order_and_rejects_unknown_languages() -> None:
     zh = load_seed_utterances(languages=("zh",))
     mixed = load_seed_utterances(languages=("mixed",))
     assert everything == en + zh + mixed
-    assert len(en) >= 400 and len(zh) >= 400 and len(mixed) == 200
+    assert len(en) >= 700 and len(zh) >= 800 and len(mixed) >= 600
     with pytest.raises(ModelError, match="No seed utterances for language 'fr'"):
         load_seed_utterances(languages=("fr",))

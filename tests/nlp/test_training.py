@@ -170,3 +170,14 @@ def test_a_failed_save_leaves_the_previous_model_intact(five: TrainResult, tmp_p
     assert (target / HEAD_FILE).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert load_intent_model(target).labels == five.labels
+
+
+def test_the_linear_probe_is_epoch_zero_and_fine_tuning_must_beat_it(five: TrainResult) -> None:
+    history = five.metrics["history"]
+    assert [h["epoch"] for h in history] == list(range(len(history)))
+    assert history[0]["train_loss"] is None and 0.0 <= history[0]["val_accuracy"] <= 1.0
+    assert five.metrics["epochs_run"] == len(history) - 1
+    assert five.metrics["linear_probe_seconds"] > 0
+    best = history[five.metrics["best_epoch"]]
+    assert best["val_accuracy"] == max(h["val_accuracy"] for h in history)
+    assert five.metrics["val_accuracy"] == pytest.approx(best["val_accuracy"])
