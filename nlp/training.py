@@ -5,7 +5,8 @@ One run: split the examples (stratified, seeded), build base encoder + fresh LoR
 (:func:`fit_linear_probe`), then train adapter and head together with class-weighted cross-entropy (AdamW,
 a higher learning rate for the head than for the adapter, linear decay), evaluate on the validation split
 after every epoch (epoch 0 being the probe alone), keep the
-best epoch (validation accuracy, then loss), stop after ``patience`` epochs without improvement, fit the
+best epoch (validation accuracy, then loss), stop after ``patience`` fine-tuned epochs without improvement
+over the best fine-tuned one (the probe does not start that clock), fit the
 temperature on the validation logits, choose the out-of-scope threshold when the labels include one
 (:func:`choose_oos_threshold`), and save the model directory atomically.
 
@@ -434,6 +435,7 @@ def train_intent_model(
     best_key: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch, since_best = 0, 0
+    best_tuned_key: tuple[float, float] | None = None
     bar = tqdm(total=total_steps, desc="Training intent classifier", unit="step", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     if val and linear_probe:
@@ -471,12 +473,16 @@ def train_intent_model(
                 record.update(val_accuracy=acc, val_loss=nll)
                 bar.set_postfix(epoch=epoch, loss=f"{record['train_loss']:.3f}", val_acc=f"{acc:.3f}")
                 key = (acc, -nll)
-                if best_key is None or key > best_key:
-                    best_key, best_epoch, since_best = key, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()
-                                  if "lora_" in k or k.startswith("head.")}
+                # the patience clock runs on the fine-tuned epochs only: the linear probe can still be
+                # kept as the best, but it must not stop fine-tuning before it is past its warm-up
+                if best_tuned_key is None or key > best_tuned_key:
+                    best_tuned_key, since_best = key, 0
                 else:
                     since_best += 1
+                if best_key is None or key > best_key:
+                    best_key, best_epoch = key, epoch
+                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()
+                                  if "lora_" in k or k.startswith("head.")}
             else:
                 best_epoch = epoch
             history.append(record)
