@@ -82,6 +82,8 @@ PREDICT_BATCH_SIZE = 64
 OOS_LABEL = "oos"
 """The out-of-scope label that gets a probability threshold (CLINC150's name for it)."""
 
+log = logging.getLogger(__name__)
+
 RETRAIN_HINT = ("Retrain it with `communitybot nlp train` (or `/bot retrain` in chat), or roll back to an "
                 "earlier version with `/bot rollback`.")
 
@@ -280,7 +282,7 @@ class LoraIntentClassifier:
             if runtime == "onnx":
                 raise ModelError(f"Cannot serve the intent model with ONNX Runtime: {exc}. Install "
                                  "onnxruntime or set COMMUNITYBOT_INTENT_RUNTIME=torch.") from exc
-            logging.getLogger(__name__).warning("ONNX Runtime unavailable for %s (%s); using PyTorch",
+            log.warning("ONNX Runtime unavailable for %s (%s); using PyTorch",
                                                 self.path, exc)
             self._onnx = None
         return self.runtime
@@ -315,10 +317,11 @@ class LoraIntentClassifier:
         """The underlying network (eval mode); for training code and tests."""
         return self._network
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Tokenizer tensors ``[batch, tokens]`` for ``texts`` (query prefix added), padded to the longest."""
+    def tokenize(self, texts: Sequence[str], *, tensors: str = "pt") -> dict[str, Any]:
+        """Tokenizer arrays ``[batch, tokens]`` for ``texts`` (query prefix added), padded to the longest:
+        torch tensors, or numpy arrays with ``tensors="np"``."""
         enc = self._tokenizer([self.query_prefix + t for t in texts], padding=True, truncation=True,
-                              max_length=self.max_length, return_tensors="pt")
+                              max_length=self.max_length, return_tensors=tensors)
         return dict(enc)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -344,8 +347,7 @@ class LoraIntentClassifier:
         if self._onnx is not None and not features:
             for start in range(0, len(texts), PREDICT_BATCH_SIZE):
                 idx = order[start:start + PREDICT_BATCH_SIZE]
-                enc = self._tokenizer([self.query_prefix + texts[i] for i in idx], padding=True,
-                                      truncation=True, max_length=self.max_length, return_tensors="np")
+                enc = self.tokenize([texts[i] for i in idx], tensors="np")
                 out[idx] = self._onnx(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             return out
         self._network.eval()

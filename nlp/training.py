@@ -438,15 +438,22 @@ def train_intent_model(
     best_tuned_key: tuple[float, float] | None = None
     bar = tqdm(total=total_steps, desc="Training intent classifier", unit="step", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
+    def score_val() -> tuple[float, float]:
+        """Validation accuracy and mean NLL (nats, T=1) of the network as it is now."""
+        val_logits = classifier.logits(val_texts)
+        return (float((val_logits.argmax(axis=1) == val_targets).mean()),
+                negative_log_likelihood(logits=val_logits, targets=val_targets))
+
+    def trained_state() -> dict[str, torch.Tensor]:
+        """A copy of the weights training changes (LoRA and head), to restore the best epoch."""
+        return {k: v.detach().clone() for k, v in network.state_dict().items()
+                if "lora_" in k or k.startswith("head.")}
+
     if val and linear_probe:
         # epoch 0 is the probe alone: fine-tuning has to beat it to be kept
-        val_logits = classifier.logits(val_texts)
-        acc = float((val_logits.argmax(axis=1) == val_targets).mean())
-        nll = negative_log_likelihood(logits=val_logits, targets=val_targets)
+        acc, nll = score_val()
         history.append({"epoch": 0, "train_loss": None, "val_accuracy": acc, "val_loss": nll})
-        best_key = (acc, -nll)
-        best_state = {k: v.detach().clone() for k, v in network.state_dict().items()
-                      if "lora_" in k or k.startswith("head.")}
+        best_key, best_state = (acc, -nll), trained_state()
         log.info("intent training, linear probe: val accuracy %.4f, loss %.4f", acc, nll)
     try:
         for epoch in range(1, epochs + 1):
@@ -467,9 +474,7 @@ def train_intent_model(
                 bar.set_postfix(epoch=epoch, loss=f"{running / step:.3f}")
             record: dict[str, Any] = {"epoch": epoch, "train_loss": running / steps_per_epoch}
             if val:
-                val_logits = classifier.logits(val_texts)
-                acc = float((val_logits.argmax(axis=1) == val_targets).mean())
-                nll = negative_log_likelihood(logits=val_logits, targets=val_targets)
+                acc, nll = score_val()
                 record.update(val_accuracy=acc, val_loss=nll)
                 bar.set_postfix(epoch=epoch, loss=f"{record['train_loss']:.3f}", val_acc=f"{acc:.3f}")
                 key = (acc, -nll)
@@ -480,9 +485,7 @@ def train_intent_model(
                 else:
                     since_best += 1
                 if best_key is None or key > best_key:
-                    best_key, best_epoch = key, epoch
-                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()
-                                  if "lora_" in k or k.startswith("head.")}
+                    best_key, best_epoch, best_state = key, epoch, trained_state()
             else:
                 best_epoch = epoch
             history.append(record)

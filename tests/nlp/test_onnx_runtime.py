@@ -21,6 +21,7 @@ pytestmark = pytest.mark.real_model
 
 BASE = "all-MiniLM-L6-v2"
 LABELS = ("greeting", "thanks", "find_event", "find_member")
+LABELS_SORTED = tuple(sorted(LABELS))  # the model's index order
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +53,6 @@ def test_onnx_gives_the_same_logits_and_predictions_as_torch(trained: TrainResul
     assert clf.use_runtime("torch") == "torch"
     np.testing.assert_allclose(clf.logits(texts), torch_logits, atol=1e-6)
 
-
-LABELS_SORTED = tuple(sorted(LABELS))
 
 
 def test_the_export_is_reused_and_redone_when_the_model_files_change(trained: TrainResult,
