@@ -67,8 +67,12 @@ PROBE_MAX_ITERATIONS = 300
 MAX_GRAD_NORM = 1.0
 """Gradients are clipped to this global L2 norm before each step (the Hugging Face Trainer's default
 ``max_grad_norm``): one bad batch cannot throw the adapter far."""
-DEFAULT_OOS_MAX_IN_SCOPE_DROP = 0.01
-"""In-scope accuracy (a fraction) the out-of-scope threshold may cost on validation: 1 point."""
+DEFAULT_OOS_MAX_IN_SCOPE_DROP = 0.005
+"""In-scope accuracy (a fraction) the out-of-scope threshold may cost on validation: half a point. A wrong
+"I don't know" to an answerable question annoys as much as a wrong answer, and the ``oos`` class already
+catches most out-of-scope messages. With 1 point, CLINC150 (e5, LP-FT) paid 0.83 points on dev and 1.13 on
+val for out-of-scope recall 59 % -> 83 %; the in-scope target of 96 % needs the cost below about 0.9
+points."""
 SECONDS_PER_EXAMPLE_EPOCH = 0.006
 """A rough CPU cost of one example through one epoch (forward + backward, MiniLM, 2 cores), for notices."""
 E5_COST_FACTOR = 2.2

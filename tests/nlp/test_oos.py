@@ -25,10 +25,10 @@ def _rows(in_conf: np.ndarray, oos_conf: np.ndarray) -> tuple[np.ndarray, np.nda
     return probs, targets
 
 
-def test_the_threshold_buys_the_most_oos_recall_for_at_most_one_point_of_in_scope_accuracy() -> None:
+def test_the_threshold_buys_the_most_oos_recall_for_at_most_its_budget_of_in_scope_accuracy() -> None:
     probs, targets = _rows(np.linspace(0.5, 0.99, 100), np.array([0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.6,
                                                                   0.65, 0.7, 0.75]))
-    t, stats = choose_oos_threshold(probs=probs, targets=targets, oos_index=OOS)
+    t, stats = choose_oos_threshold(probs=probs, targets=targets, oos_index=OOS, max_in_scope_drop=0.01)
     # losing the single in-scope row at 0.50 (1 point) also catches the out-of-scope row at 0.50
     assert t == pytest.approx((0.5 + 0.5 + 0.49 / 99) / 2)
     assert stats == {"in_scope_accuracy": pytest.approx(0.99), "oos_recall": 0.5,
@@ -37,6 +37,8 @@ def test_the_threshold_buys_the_most_oos_recall_for_at_most_one_point_of_in_scop
     t0, stats0 = choose_oos_threshold(probs=probs, targets=targets, oos_index=OOS, max_in_scope_drop=0.0)
     assert t0 == pytest.approx(0.475)
     assert stats0["oos_recall"] == 0.4 and stats0["in_scope_accuracy"] == 1.0
+    # the default budget, half a point, cannot pay for one row in a hundred
+    assert choose_oos_threshold(probs=probs, targets=targets, oos_index=OOS)[0] == pytest.approx(0.475)
 
 
 def test_no_threshold_is_needed_when_the_oos_class_already_catches_everything() -> None:
