@@ -47,6 +47,9 @@ def load_matcher(settings: Settings, *, engine: Engine) -> Matcher:
         data_dir=settings.data_dir,
         embedder=embedder,
         default_threshold=embedder.spec.match_threshold,
+        lexical_weight=embedder.spec.lexical_weight,
+        approximate_from=settings.index_approximate_from,
+        nprobe=settings.index_nprobe,
     )
 
 

@@ -170,7 +170,7 @@ class CommunitySettings(BaseModel):
         digest_cron: cron expression of the weekly digest, in ``timezone``: five standard fields, checked
             by :func:`check_cron` (day of week 0 or 7 is Sunday, as in crontab).
         intent_confidence_floor: below this confidence the bot does not guess, in [0, 1].
-        match_threshold: minimum cosine score of a match shown in replies, in [-1, 1]; ``None`` (set it to
+        match_threshold: minimum fused score of a match shown in replies, in [-1, 2]; ``None`` (set it to
             ``auto``) uses the embedding model's calibrated default.
     """
 
@@ -183,7 +183,7 @@ class CommunitySettings(BaseModel):
     listen_channels: list[str] = Field(default_factory=list)
     digest_cron: str = "0 9 * * 1"
     intent_confidence_floor: float = Field(default=0.55, ge=0.0, le=1.0)
-    match_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    match_threshold: float | None = Field(default=None, ge=-1.0, le=2.0)
 
     @field_validator("timezone")
     @classmethod

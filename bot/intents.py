@@ -17,6 +17,7 @@ from bot.community import CommunitySettings
 from bot.event_query import event_topic, event_window
 from bot.events import event_line, upcoming_events
 from bot.i18n import tr
+from bot.language import language_codes
 from bot.messages import Button, IncomingMessage, Match, MatchKind, Reply
 from bot.models import Community, Event, Member
 from bot.ports import Matcher
@@ -131,6 +132,7 @@ def _search(ctx: IntentContext, kinds: list[MatchKind]) -> list[Match]:
         top_k=REPLY_TOP_K + 1,
         threshold=ctx.settings.match_threshold,
         upcoming_only=True,
+        languages=sorted(language_codes(ctx.member.languages)) or None,
     )
     return [m for m in found if not (m.kind == "member" and m.id == ctx.member.id)][:REPLY_TOP_K]
 

@@ -23,6 +23,26 @@ def detect_language(text: str) -> str | None:
     return None
 
 
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+_LIST_SPLIT = re.compile(r"[,，、/;；|\s]+")
+
+
+def dominant_language(text: str) -> str | None:
+    """The main language of a longer text, by script: ``"zh"`` when its Han characters are at least as
+    many as its Latin words (so an English paragraph naming 深圳 stays English, and a Chinese one with a few
+    English terms stays Chinese), ``"en"`` when it has Latin words, else ``None``."""
+    han = len(_HAN.findall(text))
+    words = len(_LATIN_WORD.findall(text))
+    if han and han >= words:
+        return "zh"
+    return "en" if words else None
+
+
+def language_codes(names: str) -> frozenset[str]:
+    """The codes of a free-text language list (``"English, 中文"`` -> ``{"en", "zh"}``); empty if none."""
+    return frozenset(code for part in _LIST_SPLIT.split(names) if (code := language_code(part)))
+
+
 def choose_language(text: str, *fallbacks: str | None) -> str:
     """The reply language: detected from ``text``, else the first supported fallback, else ``"en"``."""
     detected = detect_language(text)

@@ -48,12 +48,15 @@ class Match:
         kind: ``member``, ``resource`` or ``event``.
         id: the database id of the row.
         title: display name (member / company), resource or event title.
-        score: the ranking score used for ordering and the threshold (cosine similarity of normalised
-            embeddings unless the matcher says otherwise), in [-1, 1].
+        score: the ranking score used for ordering and the threshold: the FAISS matcher's fused score,
+            cosine similarity of normalised embeddings plus a weighted BM25 coverage
+            (:func:`matching.search.fused_score`), in [-1, 1 + weight].
         why: a short human explanation (matched words, the profile field that matched).
         below_threshold: ``True`` when ``score`` is under the community's match threshold.
         url: a link to show, when the row has one.
         detail: a one-line summary for replies (pitch, description, date and place).
+        cosine: the dense cosine similarity alone, in [-1, 1], reported beside the fused ``score`` (case N2
+            of the real-world cases); ``None`` from matchers without embeddings.
     """
 
     kind: MatchKind
@@ -64,14 +67,18 @@ class Match:
     below_threshold: bool = False
     url: str = ""
     detail: str = ""
+    cosine: float | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The match as the CLI's JSON shape ``{"kind","id","title","score","why","below_threshold"}``."""
+        """The match as the CLI's JSON shape
+        ``{"kind","id","title","score","cosine","why","below_threshold"}`` (``cosine``: ``null`` when the
+        matcher has none)."""
         return {
             "kind": self.kind,
             "id": self.id,
             "title": self.title,
             "score": round(float(self.score), 4),
+            "cosine": None if self.cosine is None else round(float(self.cosine), 4),
             "why": self.why,
             "below_threshold": self.below_threshold,
         }

@@ -151,6 +151,18 @@ class Event(SQLModel, table=True):
     updated_at: datetime = _ts(default_factory=utcnow, index=True)
 
 
+class MatchVersion(SQLModel, table=True):
+    """A change counter per (community, kind) of matchable rows, bumped by database triggers (migration
+    0003) on every insert, update and delete of a member, resource or event: the matcher's cheap "has
+    anything changed?" check. Never written by the application."""
+
+    __tablename__ = "match_version"
+
+    community_id: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=20)
+    version: int = Field(default=0, sa_type=sa.BigInteger)
+
+
 class Rsvp(SQLModel, table=True):
     """A member's answer to an event: ``yes``, ``no`` or ``maybe``; one per (event, member)."""
 

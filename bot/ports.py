@@ -57,12 +57,16 @@ class Matcher(Protocol):
         top_k: int = 5,
         threshold: float | None = None,
         upcoming_only: bool = True,
+        languages: Sequence[str] | None = None,
     ) -> list[Match]:
         """The ``top_k`` best matches over ``kinds``, best first, with ``below_threshold`` set.
 
         Returns fewer than ``top_k`` when fewer items exist, and ``[]`` for an empty community.
         Events that already ended are left out when ``upcoming_only``; members who did not consent to be
-        suggested are always left out.
+        suggested are always left out. ``languages`` (codes such as ``"en"``, ``"zh"``), when given, keeps
+        only what the asker can read: members sharing one of them (or stating none), resources whose
+        stated language (else the main language of their text) is one of them, and events whose text is
+        mainly in one of them.
         """
         ...
 

@@ -302,6 +302,7 @@ class _LazyMatcher:
         top_k: int = 5,
         threshold: float | None = None,
         upcoming_only: bool = True,
+        languages: Sequence[str] | None = None,
     ) -> list[Match]:
         return self._router.matcher.search(
             community_id=community_id,
@@ -310,6 +311,7 @@ class _LazyMatcher:
             top_k=top_k,
             threshold=threshold,
             upcoming_only=upcoming_only,
+            languages=languages,
         )
 
     def sync(self, *, community_id: int) -> None:

@@ -55,9 +55,18 @@ class Settings(BaseSettings):
         description="Below this calibrated confidence the bot does not guess an intent.",
     )
     match_threshold: float | None = Field(
-        default=None, ge=-1.0, le=1.0,
-        description="Minimum cosine score of a match offered in a reply; unset = the base model's "
-        "calibrated default.",
+        default=None, ge=-1.0, le=2.0,
+        description="Minimum fused score (cosine + lexical weight x BM25 coverage) of a match offered in a "
+        "reply; unset = the base model's calibrated default.",
+    )
+    index_approximate_from: int = Field(
+        default=20_000, ge=1,
+        description="Indexes with at least this many items search approximately (FAISS IVF); smaller ones "
+        "exactly. bench/reports/matching.md gives the recall and speed.",
+    )
+    index_nprobe: int = Field(
+        default=64, ge=1,
+        description="Inverted lists an approximate index visits per query (more: better recall, slower).",
     )
     default_timezone: str = Field(default="UTC", description="IANA time zone of new communities.")
     default_language: str = Field(default="en", description="Language of new communities: en or zh.")

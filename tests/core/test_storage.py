@@ -42,7 +42,40 @@ def _exercise(engine: Engine) -> None:
         s.add(MessageLog(community_id=stored.community_id, platform="slack", platform_key="slack:C:1"))
     with engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0002"
+    assert version == "0003"
+    _check_match_version_triggers(engine, community_id=stored.community_id, member_id=member_id)
+
+
+def _counters(engine: Engine) -> dict[tuple[int, str], int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT community_id, kind, version FROM match_version")).all()
+    return {(int(c), str(k)): int(v) for c, k, v in rows}
+
+
+def _check_match_version_triggers(engine: Engine, *, community_id: int, member_id: int) -> None:
+    """Every write to a matchable table bumps its (community, kind) counter, in SQL, whoever writes."""
+    before = _counters(engine)
+    assert before[(community_id, "member")] >= 1 and before[(community_id, "event")] >= 1
+    with engine.begin() as conn:  # plain SQL, as another process or a console would write
+        conn.execute(sa.text("UPDATE member SET consent_suggest = false WHERE id = :i"), {"i": member_id})
+        conn.execute(sa.text("INSERT INTO resource (community_id, title, url, description, tags, source, "
+                             "language, created_at, updated_at) "
+                             "VALUES (:c, 'Guide', '', '', '', '', '', :t, :t)"),
+                     {"c": community_id, "t": datetime(2026, 1, 1, tzinfo=UTC)})
+    after = _counters(engine)
+    assert after[(community_id, "member")] > before[(community_id, "member")]
+    assert after[(community_id, "resource")] > before.get((community_id, "resource"), 0)
+    assert after[(community_id, "event")] == before[(community_id, "event")]  # untouched kind
+    with engine.begin() as conn:
+        other = conn.execute(sa.text("INSERT INTO community (name, settings, created_at) "
+                                     "VALUES ('other', '{}', :t) RETURNING id"),
+                             {"t": datetime(2026, 1, 1, tzinfo=UTC)}).scalar_one()
+        conn.execute(sa.text("UPDATE resource SET community_id = :o WHERE community_id = :c"),
+                     {"o": other, "c": community_id})
+        conn.execute(sa.text("DELETE FROM resource WHERE community_id = :o"), {"o": other})
+    moved = _counters(engine)
+    assert moved[(community_id, "resource")] > after[(community_id, "resource")]  # moved out
+    assert moved[(other, "resource")] >= 2  # moved in, then deleted
 
 
 def test_sqlite_schema_constraints_and_wal(tmp_path: object) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -106,7 +107,8 @@ def test_files_are_written_under_data_dir_without_leftovers(
     store = _store(engine, data_dir, embedder)
     store.sync(community_id=community_id, kinds=["resource"])
     folder = data_dir / "index" / str(community_id)
-    assert sorted(p.name for p in folder.iterdir()) == ["resource.faiss", "resource.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["resource.faiss", "resource.json",
+                                                        "resource.lexical.json"]
     stamp = IndexStamp.from_json((folder / "resource.json").read_text())
     assert (stamp.model_id, stamp.dim, sorted(stamp.hashes)) == ("hashing-bow:256", 256, [3])
     assert stamp.fingerprint.count == 1 and stamp.fingerprint.sum_id == 3
@@ -122,6 +124,30 @@ def test_unchanged_database_costs_no_embedding(
     recorded.clear()
     store.sync(community_id=community_id)
     assert recorded == []
+
+
+def test_unchanged_counter_skips_the_table_scan_and_any_write_is_seen(
+    engine: Engine, data_dir: Path, community_id: int, embedder: HashingEmbedder, add: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add(Resource(id=3, community_id=community_id, title="Pitch deck guide"))
+    store = _store(engine, data_dir, embedder)
+    store.sync(community_id=community_id, kinds=["resource"])
+    scans: list[int] = []
+    real = store._fingerprint
+    monkeypatch.setattr(store, "_fingerprint", lambda cid, kind: scans.append(cid) or real(cid, kind))
+    for _ in range(3):
+        store.sync(community_id=community_id, kinds=["resource"])
+    assert scans == []  # the trigger-kept counter did not move: one primary-key lookup per sync
+    with engine.begin() as conn:  # a write from elsewhere, without touching updated_at
+        conn.execute(sa.text("DELETE FROM resource WHERE id = 3"))
+    store.sync(community_id=community_id, kinds=["resource"])
+    assert scans == [community_id] and store.ids(community_id=community_id, kind="resource") == []
+    # a restarted process trusts the saved stamp's counter too
+    fresh = _store(engine, data_dir, embedder)
+    monkeypatch.setattr(fresh, "_fingerprint", lambda cid, kind: scans.append(cid) or real(cid, kind))
+    fresh.sync(community_id=community_id, kinds=["resource"])
+    assert scans == [community_id]
 
 
 def test_sync_reembeds_only_rows_whose_text_changed(
@@ -213,7 +239,7 @@ def test_corrupt_or_inconsistent_files_are_rebuilt(
     caplog.clear()
     again = _store(engine, data_dir, embedder)
     again.sync(community_id=community_id, kinds=["resource"])
-    assert "holds 1 vectors but its stamp lists 2 ids" in caplog.text
+    assert "holds 1 vectors and 1 lexical documents but its stamp lists 2 ids" in caplog.text
     assert again.ids(community_id=community_id, kind="resource") == [8]
 
 

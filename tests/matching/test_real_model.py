@@ -69,19 +69,26 @@ def test_n2_cosine_means_cosine_on_the_default_e5_with_its_prefixes(
 
 def _check_n2(*, engine: Engine, data_dir: Path, community_id: int, add: Add,
               embedder: SentenceTransformerEmbedder) -> None:
-    """Case N2: the FAQ ranks first with a cosine >= 0.95, every score is the plain cosine in [-1, 1]."""
+    """Case N2: the FAQ ranks first with a cosine >= 0.95 and the highest cosine; every cosine is the plain
+    cosine in [-1, 1]; the fused score is reported beside it (cosine + weight x BM25 coverage), not
+    instead."""
     add(Resource(id=1, community_id=community_id, title="How do I RSVP?"),
         Resource(id=2, community_id=community_id, title="Wetlands", description=LONG_UNRELATED))
-    matcher = IndexedMatcher(engine=engine, data_dir=data_dir, embedder=embedder)
+    matcher = IndexedMatcher(engine=engine, data_dir=data_dir, embedder=embedder,
+                             lexical_weight=embedder.spec.lexical_weight)
     found = matcher.search(community_id=community_id, query="How do I RSVP?", kinds=["resource"], top_k=5)
     assert [m.id for m in found] == [1, 2]
-    assert found[0].score >= 0.95
-    assert found[0].score > found[1].score
-    assert all(-1.0 <= m.score <= 1.0 for m in found)
-    # the reported score is the plain cosine of the two normalised embeddings
+    cos = [m.cosine for m in found]
+    assert all(c is not None and -1.0 <= c <= 1.0 for c in cos)
+    assert cos[0] is not None and cos[1] is not None and cos[0] >= 0.95 and cos[0] > cos[1]
+    # the reported cosine is the plain cosine of the two normalised embeddings
     q = embedder.embed_queries(["How do I RSVP?"])[0]
     p = embedder.embed_passages(["How do I RSVP?", "Wetlands\n" + " ".join(LONG_UNRELATED.split())])
-    assert [m.score for m in found] == pytest.approx([float(p[0] @ q), float(p[1] @ q)], abs=1e-4)
+    assert cos == pytest.approx([float(p[0] @ q), float(p[1] @ q)], abs=1e-4)
+    # beside it the fused score: the FAQ covers the whole query ("rsvp"), the paragraph none of it
+    assert found[0].score == pytest.approx(cos[0] + embedder.spec.lexical_weight, abs=1e-4)
+    assert found[1].score == pytest.approx(cos[1], abs=1e-6)
+    assert found[0].to_json()["cosine"] == round(cos[0], 4)
 
 
 def test_end_to_end_members_resources_events(

@@ -15,10 +15,12 @@ from bot.messages import MatchKind
 from bot.models import Community, Event, EventStatus, Member, Resource
 from bot.ports import Matcher
 from matching.embedder import HashingEmbedder
-from matching.search import IndexedMatcher
+from matching.search import DEFAULT_LEXICAL_WEIGHT, IndexedMatcher
 
 ALL: tuple[MatchKind, ...] = ("member", "resource", "event")
 Add = Callable[..., None]
+EXACT = 1.0 + DEFAULT_LEXICAL_WEIGHT
+"""The fused score of a query equal to a document's whole text: cosine 1 and full BM25 coverage."""
 
 
 def test_indexed_matcher_satisfies_the_port(matcher: IndexedMatcher) -> None:
@@ -77,8 +79,8 @@ def test_m2_ids_stay_true_through_delete_add_restart_and_rebuild(
         top_c = m.search(community_id=community_id, query=C, kinds=["resource"], top_k=10)
         top_d = m.search(community_id=community_id, query=D, kinds=["resource"], top_k=10)
         top_b = m.search(community_id=community_id, query=B, kinds=ALL, top_k=10)
-        assert top_c[0].id == 103 and top_c[0].score == pytest.approx(1.0, abs=1e-5)
-        assert top_d[0].id == 104 and top_d[0].score == pytest.approx(1.0, abs=1e-5)
+        assert top_c[0].id == 103 and top_c[0].score == pytest.approx(EXACT, abs=1e-5)
+        assert top_d[0].id == 104 and top_d[0].score == pytest.approx(EXACT, abs=1e-5)
         assert 102 not in {r.id for r in top_b + top_c + top_d}
         assert m.store.size(community_id=community_id, kind="resource") == 3
         assert m.store.ids(community_id=community_id, kind="resource") == [101, 103, 104]
@@ -185,9 +187,9 @@ def test_kinds_are_merged_by_score_and_threshold_is_applied(
                            threshold=0.5)
     assert [(m.kind, m.id) for m in found] == [("resource", 1), ("member", 1), ("event", 1)]
     assert [m.score for m in found] == sorted((m.score for m in found), reverse=True)
-    assert found[0].score == pytest.approx(1.0, abs=1e-5)
+    assert found[0].score == pytest.approx(EXACT, abs=1e-5)
     assert [m.below_threshold for m in found] == [m.score < 0.5 for m in found] == [False, False, True]
-    assert all(-1.0 <= m.score <= 1.0 for m in found)
+    assert all(-1.0 <= m.score <= EXACT for m in found)
     default = matcher.search(community_id=community_id, query="robotics hardware", kinds=ALL, top_k=3)
     assert [m.below_threshold for m in default] == [m.score < 0.35 for m in default]
     assert [(m.kind, m.id) for m in matcher.search(community_id=community_id, query="robotics hardware",
@@ -287,3 +289,28 @@ def test_concurrent_searches_while_rows_are_added(
     assert errors == []
     found = matcher.search(community_id=community_id, query="guide", kinds=["resource"], top_k=20)
     assert sorted(m.id for m in found) == list(range(1, 12))
+
+
+def test_languages_keep_what_the_asker_can_read(
+    matcher: IndexedMatcher, community_id: int, add: Add, now: datetime,
+) -> None:
+    cid = community_id
+    add(Member(id=1, community_id=cid, display_name="Ann", offers="seed round advice", languages="English"),
+        Member(id=2, community_id=cid, display_name="Wei", offers="seed round 融资建议", languages="中文"),
+        Member(id=3, community_id=cid, display_name="Sam", offers="seed round advice"),  # states none
+        Member(id=4, community_id=cid, display_name="Li", offers="seed round", languages="en, 中文"),
+        Resource(id=1, community_id=cid, title="Seed round guide", description="How to raise a seed."),
+        Resource(id=2, community_id=cid, title="种子轮融资指南 seed round",
+                 description="如何完成第一轮融资，以及投资人关心的问题。"),
+        Event(id=1, community_id=cid, title="Seed round dinner in 深圳", starts_at=now + timedelta(days=2)))
+
+    def found(languages: list[str] | None) -> set[tuple[str, int]]:
+        hits = matcher.search(community_id=cid, query="seed round", kinds=ALL, top_k=10, languages=languages)
+        return {(m.kind, m.id) for m in hits}
+
+    everything = {("member", 1), ("member", 2), ("member", 3), ("member", 4), ("resource", 1),
+                  ("resource", 2), ("event", 1)}
+    assert found(None) == everything
+    assert found(["en"]) == everything - {("member", 2), ("resource", 2)}
+    assert found(["zh"]) == {("member", 2), ("member", 3), ("member", 4), ("resource", 2)}
+    assert found(["zh", "en"]) == everything

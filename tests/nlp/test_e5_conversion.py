@@ -151,9 +151,10 @@ def test_resolve_base_model_names_the_converted_folder(e5_dir: Path) -> None:
         spec = resolve_base_model(name, cache_dir=e5_dir.parent)
         assert spec.path == str(e5_dir)
         assert (spec.query_prefix, spec.passage_prefix, spec.max_seq_length) == ("query: ", "passage: ", 512)
-        assert spec.match_threshold == 0.83  # e5's own calibration (nlp.base_model.E5_MATCH_THRESHOLD)
+        # e5's own calibration (nlp.base_model, tuned by bench/matching.py)
+        assert (spec.match_threshold, spec.lexical_weight) == (0.879, 0.15)
     minilm = resolve_base_model("all-MiniLM-L6-v2")
-    assert (minilm.query_prefix, minilm.match_threshold) == ("", 0.30)
+    assert (minilm.query_prefix, minilm.match_threshold, minilm.lexical_weight) == ("", 0.534, 0.8)
 
 
 def test_cli_prepare_prints_path_and_self_check(e5_dir: Path) -> None:
