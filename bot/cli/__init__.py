@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import (
+    DEFAULT_COMMUNITY,
     CommunityOption,
     DataDirOption,
     JsonOption,
@@ -20,6 +21,7 @@ from bot.cli.common import (
     print_json,
 )
 from bot.cli.importing import import_app
+from bot.cli.index import index_app
 from bot.cli.models import models_app
 from bot.cli.nlp import nlp_app
 from bot.errors import CommunityBotError
@@ -41,11 +43,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 community_app = typer.Typer(help="Per-community settings.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(db_app, name="db")
 app.add_typer(community_app, name="community")
 
-DEFAULT_COMMUNITY = "default"
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -20,6 +20,8 @@ DataDirOption = Annotated[
         "--data-dir", help="Data directory (default: COMMUNITYBOT_DATA_DIR or the user data folder)."
     ),
 ]
+DEFAULT_COMMUNITY = "default"
+"""The community the CLI and the console use unless told otherwise."""
 CommunityOption = Annotated[
     str, typer.Option("--community", envvar="COMMUNITYBOT_DEFAULT_COMMUNITY", help="Community name.")
 ]
