@@ -25,6 +25,8 @@ class IncomingMessage:
         is_direct: a one-to-one conversation with the bot.
         mentions_bot: the bot was mentioned.
         platform_key: de-duplication key (e.g. ``slack:C1:1700000000.000100``); ``None`` = never duplicated.
+        intent: the intent when the platform states it (a "not helpful" button is ``feedback``): the
+            classifier is skipped; ``None`` for typed messages.
     """
 
     platform: str
@@ -38,6 +40,7 @@ class IncomingMessage:
     is_direct: bool = False
     mentions_bot: bool = False
     platform_key: str | None = None
+    intent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,40 @@ class MatchVersion(SQLModel, table=True):
     version: int = Field(default=0, sa_type=sa.BigInteger)
 
 
+class SlackInstallation(SQLModel, table=True):
+    """A Slack workspace that installed the app through OAuth, and the community it belongs to.
+
+    The bot token is stored here because OAuth hands it over at install time (the database is the one
+    shared store of a deployment); ``revoked_at`` is set by ``app_uninstalled`` / ``tokens_revoked`` and a
+    revoked installation is never used again.
+    """
+
+    __tablename__ = "slack_installation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=40, unique=True)
+    enterprise_id: str | None = Field(default=None, max_length=40)
+    team_name: str = ""
+    app_id: str = ""
+    bot_token: str = ""
+    bot_id: str = ""
+    bot_user_id: str = ""
+    bot_scopes: str = ""
+    installer_user_id: str = ""
+    community_id: int = Field(foreign_key="community.id", index=True)
+    installed_at: datetime = _ts(default_factory=utcnow)
+    revoked_at: datetime | None = _ts(default=None)
+
+
+class SlackOAuthState(SQLModel, table=True):
+    """A one-time OAuth ``state`` value (CSRF protection of the install flow), shared by every process."""
+
+    __tablename__ = "slack_oauth_state"
+
+    state: str = Field(primary_key=True, max_length=100)
+    expires_at: datetime = _ts()
+
+
 class Rsvp(SQLModel, table=True):
     """A member's answer to an event: ``yes``, ``no`` or ``maybe``; one per (event, member)."""
 

@@ -40,7 +40,7 @@ from bot.language import choose_language, language_code
 from bot.members import CONSOLE_USER, member_for_sender
 from bot.messages import HandledMessage, IncomingMessage, Match, MatchKind, Reply
 from bot.models import Member, MessageLog
-from bot.ports import IntentClassifier, Matcher
+from bot.ports import IntentClassifier, IntentPrediction, Matcher
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,14 @@ class Router:
             log.info("duplicate delivery ignored: %s", message.platform_key)
             return HandledMessage(replies=(), duplicate=True)
         try:
-            return self._handle(message)
+            try:
+                return self._handle(message)
+            except IntegrityError:
+                # two first messages of the same person, handled at once (Slack runs listeners on
+                # threads; several processes share the database): one created the member row, the other
+                # lost the race; handled again, it finds the row
+                log.info("retrying %s after a concurrent write", message.platform_key or message.sender)
+                return self._handle(message)
         except Exception:
             log.exception("failed to handle message %s from %s", message.platform_key, message.sender)
             lang = choose_language(message.text)
@@ -205,7 +212,11 @@ class Router:
                 )
                 return HandledMessage(replies=(reply,), language=language)
             utterance = clip_utterance(text)
-            prediction = self.classifier.predict([utterance])[0]
+            if message.intent:  # stated by the platform (a button press): nothing to guess
+                prediction = IntentPrediction(intent=message.intent, confidence=1.0,
+                                              ranking=((message.intent, 1.0),))
+            else:
+                prediction = self.classifier.predict([utterance])[0]
             ictx = IntentContext(
                 session=session,
                 community=community,

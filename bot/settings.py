@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,6 +73,44 @@ class Settings(BaseSettings):
     default_community: str = Field(default="default", description="Community used by the CLI and console.")
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, description="SQLite busy timeout.")
     seed: int = Field(default=13, description="Random seed for training runs.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+        description="Slack app's signing secret: every inbound Slack request is verified with it.",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN"),
+        description="xoxb- bot token of a single workspace (leave unset and give the client id/secret to "
+        "install in several workspaces through OAuth).",
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_SLACK_APP_TOKEN", "SLACK_APP_TOKEN"),
+        description="xapp- app-level token for Socket Mode (slack_mode=socket).",
+    )
+    slack_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_SLACK_CLIENT_ID", "SLACK_CLIENT_ID"),
+        description="OAuth client id (several workspaces).",
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_SLACK_CLIENT_SECRET", "SLACK_CLIENT_SECRET"),
+        description="OAuth client secret (several workspaces).",
+    )
+    slack_mode: Literal["http", "socket"] = Field(
+        default="http", description="Events over HTTP (signed requests to /slack/events) or Socket Mode.",
+    )
+    slack_port: int = Field(default=3000, ge=1, le=65535, description="Port of the HTTP endpoint.")
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base URL (tests point it at a fake).",
+    )
+    slack_community: str | None = Field(
+        default=None,
+        description="Community of the single workspace of slack_bot_token (default: default_community); "
+        "OAuth installations get a community per workspace.",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL in effect: ``database_url`` or the SQLite file under ``data_dir``."""

@@ -24,6 +24,7 @@ from bot.cli.importing import import_app
 from bot.cli.index import index_app
 from bot.cli.models import models_app
 from bot.cli.nlp import nlp_app
+from bot.cli.slack import slack_app
 from bot.errors import CommunityBotError
 from bot.language import language_code
 
@@ -47,6 +48,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(nlp_app, name="nlp")
 app.add_typer(db_app, name="db")
 app.add_typer(community_app, name="community")
+app.add_typer(slack_app, name="slack")
 
 
 
@@ -118,6 +120,45 @@ def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_CO
     app_ = build_app(settings)
     typer.echo("Chat with the bot (quit with Ctrl-D or 'quit').", err=True)
     ConsoleAdapter(handle=app_.handle, community=community).chat(stdin=sys.stdin, stdout=sys.stdout)
+
+
+@app.command()
+def run(data_dir: DataDirOption = None) -> None:
+    """Run the bot on every configured platform (Slack over HTTP or Socket Mode) until interrupted."""
+    from bot.app import build_app
+
+    settings = load_settings(data_dir)
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        raise fail(
+            "no platform is configured: set COMMUNITYBOT_SLACK_SIGNING_SECRET and "
+            "COMMUNITYBOT_SLACK_BOT_TOKEN (README, section Slack), or talk to the bot here with "
+            "`communitybot chat`",
+            code=2,
+        )
+    from adapters import slack
+
+    app_ = build_app(settings)
+    try:
+        adapter = slack.from_settings(settings, app_.handle, engine=app_.engine)
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from exc
+    if settings.slack_mode == "socket":
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        if settings.slack_app_token is None:
+            raise fail("Socket Mode needs COMMUNITYBOT_SLACK_APP_TOKEN (an xapp- app-level token)", code=2)
+        typer.echo("Slack: connected over Socket Mode; stop with Ctrl-C.", err=True)
+        SocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value()).start()
+        return
+    server = slack.serve_http(adapter, port=settings.slack_port)
+    typer.echo(f"Slack: listening on :{settings.slack_port}/slack/events; stop with Ctrl-C.", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        adapter.close()
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""``communitybot import members|resources|events FILE``: load a community from files organisers have.
+"""``communitybot import members|resources|events FILE`` and ``import slack-export DIR``: load a community
+from files organisers have.
 
 Each command prints the column mapping it used, the counts and the skipped rows with their line
 numbers (or, with ``--json``, one JSON object on the last stdout line:
@@ -29,7 +30,7 @@ from bot.cli.common import (
 from bot.errors import CommunityBotError
 
 import_app = typer.Typer(
-    help="Import members, resources and events from CSV, JSONL, JSON or iCalendar files.",
+    help="Import members, resources and events from CSV, JSONL, JSON or iCalendar files, or a Slack export.",
     no_args_is_help=True,
 )
 
@@ -163,5 +164,30 @@ def events_command(
                 raise UsageError(f"Unknown time zone {tz!r}; use an IANA name like Europe/Paris.") from exc
         return import_events(session, community=community_row, path=file, tz=zone,
                              mapping=parse_map_options(mapping), key=key, progress=True)
+
+    _run(data_dir=data_dir, community_name=community, as_json=as_json, do_import=run)
+
+
+@import_app.command("slack-export")
+def slack_export_command(
+    folder: Annotated[
+        Path, typer.Argument(help="The unpacked Slack export: users.json, channels.json and one folder per "
+                                  "channel of YYYY-MM-DD.json files.")
+    ],
+    data_dir: DataDirOption = None,
+    community: CommunityOption = "default",
+    consent: Annotated[
+        Consent, typer.Option("--consent", help="suggest: new members may be suggested to others; none: not "
+                                                "(the default: they never agreed to it).")
+    ] = Consent.none,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a Slack workspace export: members from users.json (not deleted users or bots) and every
+    answered question (a thread with a reply from someone else) as a resource."""
+    from adapters.slack_export import import_slack_export
+
+    def run(session: Session, community_row: Any, _cs: Any) -> Any:
+        return import_slack_export(session, community=community_row, path=folder,
+                                   consent=consent is Consent.suggest, progress=True)
 
     _run(data_dir=data_dir, community_name=community, as_json=as_json, do_import=run)

@@ -1,0 +1,220 @@
+"""A paced outbox: messages to a platform leave in order, at most one per interval per target.
+
+Platforms limit how fast a bot may post (Slack: about one message per second per channel, with HTTP 429 and
+``Retry-After`` beyond it; https://api.slack.com/apis/rate-limits). Adapters hand their sends to an
+:class:`Outbox`; one worker thread sends them, keeping per target (a channel, a room) the order of
+submission and at least ``interval`` seconds between two sends. The send function tells it what happened
+by raising:
+
+* :class:`RateLimited` (``retry_after`` seconds): the same message is tried again after that delay, and the
+  target waits with it;
+* :class:`TargetGone`: the target cannot take messages (bot removed from the channel, channel archived,
+  workspace uninstalled): it is disabled with one log line, its queued messages are dropped, later ones too;
+* any other exception: retried with exponential backoff, at most ``max_attempts`` times, then logged and
+  dropped. Nothing is retried forever and one bad target never blocks the others.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class RateLimited(Exception):  # noqa: N818 - reads as what happened
+    """The platform refused the send for now; try again in ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited; retry after {retry_after} s")
+        self.retry_after = max(0.0, float(retry_after))
+
+
+class TargetGone(Exception):  # noqa: N818
+    """The target will not take messages (removed, archived, uninstalled); ``reason`` is the platform's."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    seq: int
+    target: Hashable = field(compare=False)
+    payload: Any = field(compare=False)
+    future: Future[Any] = field(compare=False)
+    attempts: int = field(default=0, compare=False)
+
+
+class Outbox:
+    """Sends ``payload`` objects through ``send(target, payload)`` on a worker thread, paced per target.
+
+    Args:
+        send: does one send; returns the platform's answer (given to the caller's future) or raises
+            :class:`RateLimited` / :class:`TargetGone` / anything else (see the module docstring).
+        interval: seconds between two sends to the same target (1.0: Slack's per-channel guideline).
+        max_attempts: tries for other failures (backoff 1, 2, 4, ... seconds).
+        clock: monotonic seconds (injectable for tests).
+        name: thread name, for logs.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[Hashable, Any], Any],
+        *,
+        interval: float = 1.0,
+        max_attempts: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "outbox",
+    ) -> None:
+        self._send = send
+        self._interval = max(0.0, interval)
+        self._max_attempts = max(1, max_attempts)
+        self._clock = clock
+        self._heap: list[_Job] = []
+        self._seq = itertools.count()
+        self._next_free: dict[Hashable, float] = {}
+        self._disabled: dict[Hashable, str] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, target: Hashable, payload: Any) -> Future[Any]:
+        """Queue ``payload`` for ``target``; the future resolves with ``send``'s answer or its final error.
+
+        A disabled target's future fails at once with :class:`TargetGone`.
+        """
+        future: Future[Any] = Future()
+        with self._cond:
+            if target in self._disabled:
+                future.set_exception(TargetGone(self._disabled[target]))
+                return future
+            if self._closed:
+                future.set_exception(RuntimeError("the outbox is closed"))
+                return future
+            due = max(self._clock(), self._next_free.get(target, 0.0))
+            # keep submission order per target: every queued job of the target is due before this one
+            for job in self._heap:
+                if job.target == target:
+                    due = max(due, job.due)
+            heapq.heappush(self._heap, _Job(due, next(self._seq), target, payload, future))
+            self._cond.notify_all()
+        return future
+
+    def disabled(self) -> dict[Hashable, str]:
+        """Targets disabled so far, with the platform's reason."""
+        with self._cond:
+            return dict(self._disabled)
+
+    def enable(self, target: Hashable) -> None:
+        """Accept messages for ``target`` again (e.g. the bot was invited back)."""
+        with self._cond:
+            self._disabled.pop(target, None)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until nothing is queued or being sent; ``False`` on timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._busy:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued (up to ``timeout`` seconds), then stop the worker."""
+        self.drain(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=1.0)
+
+    # --- worker -----------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (not self._heap or self._heap[0].due > self._clock()):
+                    wait = self._heap[0].due - self._clock() if self._heap else None
+                    self._cond.wait(timeout=None if wait is None else max(0.001, min(wait, 0.5)))
+                if self._closed and not self._heap:
+                    return
+                if not self._heap or self._heap[0].due > self._clock():
+                    continue
+                job = heapq.heappop(self._heap)
+                free_at = self._next_free.get(job.target, 0.0)
+                if free_at > self._clock():  # the target's last send was too recent: wait its turn
+                    job.due = free_at
+                    heapq.heappush(self._heap, job)
+                    continue
+                if job.target in self._disabled:
+                    job.future.set_exception(TargetGone(self._disabled[job.target]))
+                    continue
+                self._busy += 1
+            try:
+                self._attempt(job)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def _attempt(self, job: _Job) -> None:
+        job.attempts += 1
+        try:
+            answer = self._send(job.target, job.payload)
+        except RateLimited as exc:
+            self._requeue(job, exc.retry_after, f"rate limited, retrying in {exc.retry_after:g} s")
+        except TargetGone as exc:
+            with self._cond:
+                self._disabled[job.target] = exc.reason
+                dropped = [j for j in self._heap if j.target == job.target]
+                self._heap = [j for j in self._heap if j.target != job.target]
+                heapq.heapify(self._heap)
+            log.warning(
+                "outbox: %s cannot take messages (%s); disabled it and dropped %d queued message(s)",
+                job.target,
+                exc.reason,
+                len(dropped) + 1,
+            )
+            for j in (job, *dropped):
+                j.future.set_exception(TargetGone(exc.reason))
+        except Exception as exc:  # noqa: BLE001 - one failed send must not stop the outbox
+            if job.attempts >= self._max_attempts:
+                log.error(
+                    "outbox: giving up on a message to %s after %d attempts: %s",
+                    job.target,
+                    job.attempts,
+                    exc,
+                )
+                job.future.set_exception(exc)
+            else:
+                self._requeue(job, float(2 ** (job.attempts - 1)), f"send failed ({exc}); retrying")
+        else:
+            with self._cond:
+                self._next_free[job.target] = self._clock() + self._interval
+            job.future.set_result(answer)
+
+    def _requeue(self, job: _Job, delay: float, why: str) -> None:
+        log.info("outbox: %s: %s", job.target, why)
+        with self._cond:
+            job.due = self._clock() + delay
+            self._next_free[job.target] = job.due
+            # later jobs of the same target move behind it, keeping the order
+            for other in self._heap:
+                if other.target == job.target and other.due < job.due:
+                    other.due = job.due
+            heapq.heappush(self._heap, job)
+            heapq.heapify(self._heap)
+            self._cond.notify_all()

@@ -1,0 +1,516 @@
+"""The Slack adapter: a slack-bolt app that turns Slack events and slash commands into bot messages.
+
+Inbound (Events API over HTTP, every request's signature verified by bolt with the signing secret and its
+5-minute timestamp window; or Socket Mode):
+
+* ``message`` and ``app_mention`` events become :class:`bot.messages.IncomingMessage` with the platform key
+  ``slack:<team>:<channel>:<ts>``, so Slack's retries, the same message arriving as both ``message`` and
+  ``app_mention``, a restart or another process never produce a second reply: the router claims the key in
+  the database first (case S1). What is not for the bot is dropped before the core sees it: messages with a
+  ``bot_id`` (ours or another app's), our own user id (learned from ``auth.test``), any subtype (edits,
+  deletions, joins, unfurls), and events without a user or text (case S3).
+* Slash commands ``/event /rsvp /profile /resource /bot /privacy`` are acknowledged at once and run after the
+  acknowledgement on bolt's listener threads (lazy listeners), answering through ``response_url`` (case S2):
+  Slack's 3-second deadline never waits for the database or the model.
+* Buttons: RSVP buttons run ``/rsvp ID`` (``/rsvp ID no``) for the member who clicked; "helpful / not
+  helpful" buttons are handled like that member's feedback message.
+* ``app_uninstalled`` / ``tokens_revoked`` stop every send to that workspace.
+
+Outbound: replies go in the asker's thread (``thread_ts`` = the thread's root, or the message itself at a
+channel root; DMs are answered at their root, case S4), text escaped for Slack (``& < >``), with Block Kit
+buttons when a reply has them, through a paced :class:`adapters.outbox.Outbox` (one message per second
+per channel, 429 ``Retry-After`` honoured, ``not_in_channel``/archived channels disabled with a log line).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.state_store import OAuthStateStore
+
+from adapters.outbox import Outbox, RateLimited, TargetGone
+from adapters.slack_markup import decode, escape, strip_mention
+from adapters.slack_store import DatabaseInstallationStore
+from bot.messages import Button, HandledMessage, IncomingMessage, Reply
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+SLASH_COMMANDS = ("/event", "/rsvp", "/profile", "/resource", "/bot", "/privacy")
+"""The slash commands the app registers (the same command layer as the console)."""
+GONE_ERRORS = frozenset(
+    {
+        "not_in_channel",
+        "is_archived",
+        "channel_not_found",
+        "account_inactive",
+        "invalid_auth",
+        "token_revoked",
+        "missing_scope",
+        "restricted_action",
+    }
+)
+"""Web API errors after which a channel (or workspace) cannot take messages: no retry, disable it."""
+BOT_SCOPES = (
+    "app_mentions:read",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
+    "chat:write",
+    "commands",
+    "users:read",
+    "im:write",
+    "channels:read",
+    "groups:read",
+)
+"""Bot token scopes requested at install (the manifest lists the same, with the reason for each)."""
+PASSED_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
+"""Message subtypes that are still a person talking; every other subtype is dropped."""
+
+Handle = Callable[[IncomingMessage], HandledMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class _Post:
+    """One chat.postMessage: where, what, and which token."""
+
+    team_id: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Team:
+    """A workspace the adapter serves: its community, its Web API client and the bot's own ids there."""
+
+    community: str
+    client: WebClient
+    bot_user_id: str
+    bot_id: str
+
+
+class SlackAdapter:
+    """Connects a bolt :class:`slack_bolt.App` to the bot core, for one workspace or many.
+
+    One workspace: give ``bot_token`` and ``community``. Several: give ``installation_store`` (and
+    ``client_id``/``client_secret``/``state_store`` for bolt's OAuth pages ``/slack/install`` and
+    ``/slack/oauth_redirect``); each installed workspace is served with its own token and community, and a
+    workspace that is not installed (or uninstalled) is ignored.
+
+    Args:
+        handle: the core (``bot.app.App.handle``): one message in, what the bot did out; never raises.
+        signing_secret: the Slack app's signing secret (inbound requests are verified with it).
+        bot_token: the xoxb- token of a single workspace.
+        community: the community that single workspace belongs to.
+        installation_store: :class:`adapters.slack_store.DatabaseInstallationStore` for OAuth installs.
+        client_id, client_secret, state_store: the OAuth app credentials and state store.
+        api_url: Web API base URL (``https://slack.com/api/``; tests point it at a loopback fake).
+        interval: seconds between two posts to one channel.
+
+    Raises:
+        ValueError: no signing secret, or neither a bot token nor an installation store (the message says
+            which setting to set).
+    """
+
+    def __init__(
+        self,
+        *,
+        handle: Handle,
+        signing_secret: str,
+        bot_token: str = "",
+        community: str = "",
+        installation_store: DatabaseInstallationStore | None = None,
+        client_id: str = "",
+        client_secret: str = "",
+        state_store: OAuthStateStore | None = None,
+        api_url: str = "https://slack.com/api/",
+        interval: float = 1.0,
+    ) -> None:
+        if not signing_secret:
+            raise ValueError(
+                "Slack needs the app's signing secret: set COMMUNITYBOT_SLACK_SIGNING_SECRET "
+                "(Basic Information > App Credentials in the app's settings)"
+            )
+        if not bot_token and installation_store is None:
+            raise ValueError(
+                "Slack needs a bot token: set COMMUNITYBOT_SLACK_BOT_TOKEN (OAuth & Permissions "
+                "> Bot User OAuth Token, starts with xoxb-), or COMMUNITYBOT_SLACK_CLIENT_ID "
+                "and COMMUNITYBOT_SLACK_CLIENT_SECRET to install in several workspaces"
+            )
+        self._handle = handle
+        self._api_url = api_url
+        self._store = installation_store
+        self._lock = threading.Lock()
+        self._teams: dict[str, _Team] = {}
+        self._uninstalled: set[str] = set()
+        self.team_id = ""
+        if bot_token:
+            client = WebClient(token=bot_token, base_url=api_url)
+            identity = client.auth_test()  # our own ids: never answer ourselves (case S3)
+            self.team_id = str(identity["team_id"])
+            self._teams[self.team_id] = _Team(
+                community or "default", client, str(identity["user_id"]), str(identity.get("bot_id") or "")
+            )
+        self.outbox = Outbox(self._send, interval=interval, name="slack-outbox")
+        # listeners run on bolt's threads after the acknowledgement; we filter our own events ourselves
+        common: dict[str, Any] = {
+            "signing_secret": signing_secret,
+            "process_before_response": False,
+            "ignoring_self_events_enabled": False,
+            "raise_error_for_unhandled_request": False,
+        }
+        if installation_store is not None:
+            oauth = None
+            if client_id and client_secret:
+                oauth = OAuthSettings(
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    scopes=list(BOT_SCOPES),
+                    installation_store=installation_store,
+                    installation_store_bot_only=True,
+                    state_store=state_store,
+                )
+            self.app = App(
+                **common,
+                installation_store=installation_store,
+                installation_store_bot_only=True,
+                oauth_settings=oauth,
+                client=WebClient(base_url=api_url),
+            )
+        else:
+            self.app = App(
+                **common,
+                token=bot_token,
+                client=self._teams[self.team_id].client,
+                token_verification_enabled=False,
+            )
+        self._register()
+
+    @property
+    def bot_user_id(self) -> str:
+        """The bot's user id in the single workspace ("" with OAuth installs)."""
+        team = self._teams.get(self.team_id)
+        return team.bot_user_id if team else ""
+
+    def team(self, team_id: str) -> _Team | None:
+        """The workspace ``team_id`` as served now, ``None`` when it is not (or no longer) installed."""
+        with self._lock:
+            if team_id in self._uninstalled:
+                return None
+            known = self._teams.get(team_id)
+        if known is not None or self._store is None:
+            return known
+        row = self._store.active(team_id)
+        community = self._store.community_name(team_id) if row is not None else None
+        if row is None or community is None:
+            return None
+        team = _Team(
+            community, WebClient(token=row.bot_token, base_url=self._api_url), row.bot_user_id, row.bot_id
+        )
+        with self._lock:
+            self._teams[team_id] = team
+        return team
+
+    # --- bolt wiring ------------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("message")(self._on_message)
+        app.event("app_mention")(self._on_message)
+        app.event("app_uninstalled")(self._on_uninstalled)
+        app.event("tokens_revoked")(self._on_uninstalled)
+        for command in SLASH_COMMANDS:
+            app.command(command)(ack=_ack_now, lazy=[self._run_command])
+        app.action(re.compile(r"^(rsvp|rsvp_no|feedback)(:\d+)?$"))(ack=_ack_now, lazy=[self._on_button])
+
+    # --- inbound ----------------------------------------------------------------------------------------
+
+    def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+        """A message or app_mention event: drop what is not a person talking, else hand it to the core."""
+        team_id = str(body.get("team_id") or context.team_id or self.team_id)
+        message = self.incoming(event, team_id=team_id)
+        if message is None:
+            return
+        result = self._handle(message)
+        if result.duplicate:
+            return
+        for reply in result.replies:
+            self.post(
+                team_id=team_id,
+                channel=message.conversation,
+                reply=reply,
+                thread_ts=self._reply_thread(event),
+            )
+
+    def incoming(self, event: dict[str, Any], *, team_id: str) -> IncomingMessage | None:
+        """The :class:`IncomingMessage` of a ``message``/``app_mention`` event, or ``None`` when it is not
+        for the core: a bot's or our own message, an edit/deletion/join or any other subtype, no user, no
+        channel, no text (never turned into a default question)."""
+        team = self.team(team_id)
+        if team is None:  # a workspace we do not serve (never installed, or uninstalled)
+            return None
+        subtype = event.get("subtype")
+        if subtype and subtype not in PASSED_SUBTYPES:
+            return None
+        user = event.get("user")
+        if event.get("bot_id") or event.get("bot_profile") or not user or user == team.bot_user_id:
+            return None
+        raw = event.get("text")
+        channel = event.get("channel")
+        ts = event.get("ts")
+        if not isinstance(raw, str) or not raw.strip() or not channel or not ts:
+            return None
+        mentioned = event.get("type") == "app_mention" or f"<@{team.bot_user_id}" in raw
+        text = decode(strip_mention(raw, team.bot_user_id)).text.strip()
+        if not text:
+            return None
+        is_direct = event.get("channel_type") == "im" or str(channel).startswith("D")
+        return IncomingMessage(
+            platform=PLATFORM,
+            community=team.community,
+            conversation=str(channel),
+            sender=str(user),
+            text=text,
+            received_at=_ts_time(str(ts)),
+            thread=event.get("thread_ts"),
+            is_direct=is_direct,
+            mentions_bot=mentioned,
+            platform_key=f"{PLATFORM}:{team_id}:{channel}:{ts}",
+        )
+
+    @staticmethod
+    def _reply_thread(event: dict[str, Any]) -> str | None:
+        """Where a reply goes: the thread's root; a channel-root message gets a thread; DMs stay flat."""
+        if event.get("thread_ts"):
+            return str(event["thread_ts"])
+        if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
+            return None
+        return str(event.get("ts"))
+
+    def _run_command(self, command: dict[str, Any], respond: Respond) -> None:
+        """A slash command after its acknowledgement: run it through the core, answer via response_url."""
+        team = self.team(str(command.get("team_id") or self.team_id))
+        if team is None:
+            respond(
+                text="This workspace has not installed the bot (or uninstalled it).",
+                response_type="ephemeral",
+            )
+            return
+        text = f"{command.get('command', '')} {decode(command.get('text') or '').text}".strip()
+        message = IncomingMessage(
+            platform=PLATFORM,
+            community=team.community,
+            conversation=str(command.get("channel_id", "")),
+            sender=str(command.get("user_id", "")),
+            text=text,
+            received_at=datetime.now(UTC),
+            sender_name=str(command.get("user_name", "")),
+            is_direct=True,
+            platform_key=f"{PLATFORM}:{command.get('team_id', '')}:command:{command.get('trigger_id', '')}"
+            if command.get("trigger_id")
+            else None,
+        )
+        result = self._handle(message)
+        if result.duplicate:
+            return
+        for reply in result.replies or (Reply(text="Done."),):
+            respond(
+                text=escape(reply.text),
+                blocks=render_blocks(reply),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+    def _on_button(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        """An RSVP or feedback button: run it as the clicking member's command or message."""
+        user = str((body.get("user") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", ""))
+        team = self.team(str((body.get("team") or {}).get("id") or self.team_id))
+        if team is None:
+            return
+        kind, value = str(action.get("action_id", "")).split(":")[0], str(action.get("value", ""))
+        intent = None
+        if kind == "rsvp":
+            text = f"/rsvp {value}"
+        elif kind == "rsvp_no":
+            text = f"/rsvp {value} no"
+        else:  # feedback: the button states the intent, the text is what the review queue shows
+            text, intent = ("helpful" if value == "helpful" else "not helpful"), "feedback"
+        message = IncomingMessage(
+            platform=PLATFORM,
+            community=team.community,
+            conversation=channel,
+            sender=user,
+            text=text,
+            received_at=datetime.now(UTC),
+            is_direct=True,
+            intent=intent,
+        )
+        result = self._handle(message)
+        for reply in result.replies:
+            respond(text=escape(reply.text), response_type="ephemeral", replace_original=False)
+
+    def _on_uninstalled(self, body: dict[str, Any]) -> None:
+        team_id = str(body.get("team_id") or "")
+        with self._lock:
+            self._uninstalled.add(team_id)
+            self._teams.pop(team_id, None)
+        if self._store is not None:
+            self._store.revoke(team_id)
+        log.warning(
+            "slack: workspace %s uninstalled the app or revoked its tokens; no more sends to it", team_id
+        )
+
+    # --- outbound ---------------------------------------------------------------------------------------
+
+    def post(self, *, team_id: str, channel: str, reply: Reply, thread_ts: str | None = None) -> None:
+        """Queue ``reply`` for ``channel`` (in ``thread_ts`` when given) through the paced outbox."""
+        self.outbox.submit(
+            (team_id, channel), _Post(team_id, channel, escape(reply.text), render_blocks(reply), thread_ts)
+        )
+
+    def _send(self, target: Hashable, post: _Post) -> Any:
+        team = self.team(post.team_id)
+        if team is None:
+            raise TargetGone("app_uninstalled")
+        try:
+            kwargs: dict[str, Any] = {"channel": post.channel, "text": post.text}
+            if post.blocks:
+                kwargs["blocks"] = post.blocks
+            if post.thread_ts:
+                kwargs["thread_ts"] = post.thread_ts
+            return team.client.chat_postMessage(**kwargs)
+        except SlackApiError as exc:
+            status = getattr(exc.response, "status_code", None)
+            if status == 429:
+                raise RateLimited(float(exc.response.headers.get("Retry-After", 1))) from exc
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            if error in GONE_ERRORS:
+                raise TargetGone(error) from exc
+            raise
+
+    def close(self) -> None:
+        """Send what is queued, then stop the outbox."""
+        self.outbox.close()
+
+
+def _ack_now(ack: Ack) -> None:
+    """Acknowledge at once (Slack's 3-second deadline); the work runs in the lazy listener after it."""
+    ack()
+
+
+def render_blocks(reply: Reply) -> list[dict[str, Any]] | None:
+    """Block Kit for a reply with buttons: the text as a section, the buttons as an actions block.
+
+    ``None`` for a reply without buttons (plain ``text`` is enough).
+    """
+    if not reply.buttons:
+        return None
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(reply.text)[:3000]}},
+        {"type": "actions", "elements": [_button(b, i) for i, b in enumerate(reply.buttons[:25])]},
+    ]
+
+
+def _button(button: Button, index: int) -> dict[str, Any]:
+    """One button; ``action_id`` is ``<action>:<index>`` because ids must be unique within a block."""
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": button.label[:75], "emoji": True},
+        "action_id": f"{button.action}:{index}",
+        "value": button.value[:2000],
+    }
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def serve_http(adapter: SlackAdapter, *, host: str = "0.0.0.0", port: int = 3000) -> WSGIServer:  # noqa: S104
+    """A threaded WSGI server answering Slack's signed requests at ``/slack/events`` (and ``/healthz``).
+
+    Call ``serve_forever()`` on it (``communitybot run`` does) or run it in a thread (tests). Behind a
+    proxy in production, or put ``SlackRequestHandler(adapter.app)`` into any WSGI server.
+    """
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    bolt = SlackRequestHandler(adapter.app)
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        return bolt(environ, start_response)
+
+    return make_server(
+        host, port, application, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        log.debug("slack http: " + format, *args)
+
+
+def _ts_time(ts: str) -> datetime:
+    """A Slack ``ts`` ("1700000000.000100") as an aware UTC datetime."""
+    try:
+        return datetime.fromtimestamp(float(ts), tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return datetime.now(UTC)
+
+
+def from_settings(settings: Settings, handle: Handle, *, engine: Engine) -> SlackAdapter:
+    """The adapter a deployment's ``COMMUNITYBOT_SLACK_*`` settings describe: one workspace with a bot token,
+    or several through OAuth (client id and secret; installations in the database).
+
+    Raises:
+        ValueError: a required setting is missing (the message names it).
+    """
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if token:
+        return SlackAdapter(
+            handle=handle,
+            signing_secret=secret,
+            bot_token=token,
+            community=settings.slack_community or settings.default_community,
+            api_url=settings.slack_api_url,
+        )
+    client_secret = settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else ""
+    if not settings.slack_client_id or not client_secret:
+        raise ValueError(
+            "Slack needs COMMUNITYBOT_SLACK_BOT_TOKEN (one workspace) or "
+            "COMMUNITYBOT_SLACK_CLIENT_ID and COMMUNITYBOT_SLACK_CLIENT_SECRET (several "
+            "workspaces through OAuth)"
+        )
+    from adapters.slack_store import DatabaseOAuthStateStore
+
+    return SlackAdapter(
+        handle=handle,
+        signing_secret=secret,
+        installation_store=DatabaseInstallationStore(engine=engine, settings=settings),
+        client_id=settings.slack_client_id,
+        client_secret=client_secret,
+        state_store=DatabaseOAuthStateStore(engine=engine),
+        api_url=settings.slack_api_url,
+    )
