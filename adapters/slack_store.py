@@ -19,7 +19,7 @@ from slack_sdk.oauth.state_store import OAuthStateStore
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from bot.community import get_or_create_community
+from bot.community import community_settings, get_or_create_community
 from bot.db import session_scope
 from bot.models import SlackInstallation, SlackOAuthState, utcnow
 from bot.settings import Settings
@@ -60,6 +60,10 @@ class DatabaseInstallationStore(InstallationStore):
                     session, community_name_for(team_id), settings=self._settings
                 )
                 assert community.id is not None
+                if installation.user_id and not community_settings(community, settings=self._settings).admins:
+                    # whoever installed the app in a new workspace administers its community
+                    community.settings = {**(community.settings or {}), "admins": [installation.user_id]}
+                    session.add(community)
                 row = SlackInstallation(team_id=team_id, community_id=community.id)
             row.enterprise_id = installation.enterprise_id
             row.team_name = installation.team_name or ""

@@ -22,7 +22,7 @@ from adapters.slack_store import DatabaseInstallationStore, DatabaseOAuthStateSt
 from bot.app import build_app
 from bot.community import get_or_create_community
 from bot.db import session_scope
-from bot.models import Event, Member, SlackInstallation, utcnow
+from bot.models import Community, Event, Member, SlackInstallation, utcnow
 from bot.settings import Settings
 from matching.embedder import HashingEmbedder
 from matching.search import IndexedMatcher
@@ -119,6 +119,9 @@ def test_oauth_installs_give_each_workspace_its_own_community_and_token(two: Sla
     assert set(rows) == {"T_ONE", "T_TWO"}
     assert (rows["T_ONE"].bot_token, rows["T_ONE"].bot_user_id) == ("xoxb-one", "U_BOT1")
     assert rows["T_ONE"].community_id != rows["T_TWO"].community_id
+    with session_scope(two.core.engine) as s:  # the installer administers the new community
+        community = s.get(Community, rows["T_ONE"].community_id)
+        assert community is not None and community.settings["admins"] == ["U_INSTALLER"]
 
 
 def test_two_workspaces_stay_isolated_members_events_answers(two: SlackBot) -> None:

@@ -1,0 +1,38 @@
+"""``communitybot run`` without a platform configured, and the Slack settings' error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adapters.slack import SlackAdapter, from_settings
+from bot.cli import app
+from bot.settings import Settings
+
+
+def test_run_with_nothing_configured_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "SLACK_SIGNING_SECRET",
+        "COMMUNITYBOT_SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "COMMUNITYBOT_SLACK_APP_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    result = CliRunner().invoke(app, ["run", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2
+    assert "COMMUNITYBOT_SLACK_SIGNING_SECRET" in result.output and "communitybot chat" in result.output
+
+
+def test_missing_slack_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="signing secret"):
+        SlackAdapter(handle=lambda m: None, signing_secret="", bot_token="xoxb-1")  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match="COMMUNITYBOT_SLACK_BOT_TOKEN"):
+        SlackAdapter(handle=lambda m: None, signing_secret="s")  # type: ignore[arg-type,return-value]
+    settings = Settings(_env_file=None, slack_signing_secret="s")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="COMMUNITYBOT_SLACK_CLIENT_ID"):
+        from_settings(settings, lambda m: None, engine=None)  # type: ignore[arg-type,return-value]
