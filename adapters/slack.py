@@ -47,6 +47,7 @@ from bot.messages import Button, HandledMessage, IncomingMessage, Reply
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -407,6 +408,14 @@ class SlackAdapter:
             if error in GONE_ERRORS:
                 raise TargetGone(error) from exc
             raise
+
+    def socket_mode_handler(self, app_token: str) -> SocketModeHandler:
+        """A Socket Mode connection for this app (``connect()`` to run it in the background, ``start()`` to
+        block): Slack pushes events over a WebSocket opened with the xapp- app-level token, so no public
+        HTTP endpoint is needed. ``apps.connections.open`` goes to this adapter's Web API URL."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        return SocketModeHandler(self.app, app_token, web_client=WebClient(base_url=self._api_url))
 
     def close(self) -> None:
         """Send what is queued, then stop the outbox."""

@@ -143,12 +143,10 @@ def run(data_dir: DataDirOption = None) -> None:
     except ValueError as exc:
         raise fail(str(exc), code=2) from exc
     if settings.slack_mode == "socket":
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
         if settings.slack_app_token is None:
             raise fail("Socket Mode needs COMMUNITYBOT_SLACK_APP_TOKEN (an xapp- app-level token)", code=2)
-        typer.echo("Slack: connected over Socket Mode; stop with Ctrl-C.", err=True)
-        SocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value()).start()
+        typer.echo("Slack: connecting over Socket Mode; stop with Ctrl-C.", err=True)
+        adapter.socket_mode_handler(settings.slack_app_token.get_secret_value()).start()
         return
     server = slack.serve_http(adapter, port=settings.slack_port)
     typer.echo(f"Slack: listening on :{settings.slack_port}/slack/events; stop with Ctrl-C.", err=True)

@@ -58,7 +58,7 @@ and :meth:`FakeSlack.slow` on those."""
 RESPONSE_URL_MAX_USES = 5
 """Slack accepts at most five posts to one ``response_url``; later ones answer 404 ``used_url``."""
 
-_NO_AUTH_METHODS = frozenset({"oauth.v2.access", "api.test"})
+_NO_AUTH_METHODS = frozenset({"oauth.v2.access", "api.test", "apps.connections.open"})
 _CHANNEL_WRITE_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.update"})
 _RATELIMITED: JSON = {"ok": False, "error": "ratelimited"}
 
@@ -359,6 +359,7 @@ class FakeSlack:
         self._workspaces: dict[str, _Workspace] = {}
         self._tokens: dict[str, str] = {}
         self._revoked: dict[str, str] = {}
+        self._socket_urls: dict[str, str] = {}
         self._codes: dict[str, _OAuthCode] = {}
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._rate_limits: dict[str, list[int]] = {}
@@ -370,6 +371,7 @@ class FakeSlack:
         self._thread: threading.Thread | None = None
         self._methods: dict[str, Handler] = {
             "api.test": self._api_test,
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -511,6 +513,12 @@ class FakeSlack:
             ws = self._workspaces[team_id]
             self._codes[code] = _OAuthCode(team_id, access_token or ws.bot_token, scope, installer_user_id,
                                            client_id, client_secret, redirect_uri)
+
+    def socket_mode(self, app_token: str, url: str) -> None:
+        """Answer ``apps.connections.open`` called with the app-level token ``app_token`` with ``url`` (the
+        WebSocket a :class:`tests.slack.fake_socket_mode.FakeSocketMode` serves)."""
+        with self._lock:
+            self._socket_urls[app_token] = url
 
     def revoke(self, token: str, error: str = "invalid_auth") -> None:
         """Make ``token`` fail every later call with ``error`` (Slack itself says ``token_revoked`` for a
@@ -712,6 +720,12 @@ class FakeSlack:
         if team_id is None:
             raise SlackApiFailure("invalid_auth")
         return self._workspaces[team_id]
+
+    def _apps_connections_open(self, ws: Any, params: Params, call: Call) -> JSON:
+        url = self._socket_urls.get(call.token or "")
+        if url is None:
+            raise SlackApiFailure("invalid_auth")
+        return {"ok": True, "url": url}
 
     def _response_url(self, url_id: str, headers: dict[str, str],
                       body: bytes) -> tuple[int, dict[str, str], bytes]:
