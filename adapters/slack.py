@@ -28,7 +28,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -163,6 +163,7 @@ class SlackAdapter:
         self._lock = threading.Lock()
         self._teams: dict[str, _Team] = {}
         self._uninstalled: set[str] = set()
+        self._names: dict[tuple[str, str], str] = {}
         self.team_id = ""
         if bot_token:
             client = WebClient(token=bot_token, base_url=api_url)
@@ -251,6 +252,9 @@ class SlackAdapter:
         message = self.incoming(event, team_id=team_id)
         if message is None:
             return
+        name = self.display_name(team_id, message.sender)
+        if name:
+            message = replace(message, sender_name=name)
         result = self._handle(message)
         if result.duplicate:
             return
@@ -297,6 +301,27 @@ class SlackAdapter:
             mentions_bot=mentioned,
             platform_key=f"{PLATFORM}:{team_id}:{channel}:{ts}",
         )
+
+    def display_name(self, team_id: str, user_id: str) -> str:
+        """The member's Slack display name (else real name, else handle), from ``users.info``, cached per
+        workspace; ``""`` when Slack does not say (the core then keeps what it knows)."""
+        key = (team_id, user_id)
+        with self._lock:
+            if key in self._names:
+                return self._names[key]
+        team = self.team(team_id)
+        name = ""
+        if team is not None:
+            try:
+                user = team.client.users_info(user=user_id).get("user") or {}
+                profile = user.get("profile") or {}
+                name = str(profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+                           or user.get("name") or "")
+            except SlackApiError as exc:
+                log.info("slack: no name for %s in %s (%s)", user_id, team_id, exc.response.get("error"))
+        with self._lock:
+            self._names[key] = name
+        return name
 
     @staticmethod
     def _reply_thread(event: dict[str, Any]) -> str | None:

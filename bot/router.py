@@ -129,13 +129,12 @@ class Router:
 
     def _claim(self, message: IncomingMessage) -> bool:
         """Insert the message-log row for ``platform_key``; ``False`` if another delivery already did."""
+        community_id = self._community_id(message.community)
         try:
             with session_scope(self.engine) as session:
-                community = get_or_create_community(session, message.community, settings=self.settings)
-                assert community.id is not None
                 session.add(
                     MessageLog(
-                        community_id=community.id,
+                        community_id=community_id,
                         platform=message.platform,
                         platform_key=message.platform_key,
                         conversation=message.conversation,
@@ -147,6 +146,20 @@ class Router:
             return True
         except IntegrityError:
             return False
+
+    def _community_id(self, name: str) -> int:
+        """The id of community ``name``, created if needed. Two first messages of a new community at once
+        both try to create it; the loser of that race reads the winner's row (it is not a duplicate)."""
+        for attempt in (1, 2):
+            try:
+                with session_scope(self.engine) as session:
+                    community = get_or_create_community(session, name, settings=self.settings)
+                    assert community.id is not None
+                    return community.id
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _is_admin(self, message: IncomingMessage, settings: CommunitySettings) -> bool:
         if message.platform == "console" and message.sender == CONSOLE_USER:

@@ -184,3 +184,17 @@ def test_rate_limits_are_waited_out_and_a_removed_channel_is_disabled(
     ]
     assert len(gone) == 1  # tried once, then disabled: never retried forever
     assert bot.adapter.outbox.disabled() == {(TEAM, "C_GONE"): "not_in_channel"}
+
+
+def test_new_members_get_their_slack_name_from_users_info(make_bot: Callable[..., SlackBot]) -> None:
+    from bot.models import Member, PlatformIdentity
+
+    bot = make_bot()
+    msg = message_event(channel="C_TEST", user="U_HOST", text="<@U_BOT> hello", ts="1700000700.000100")
+    bot.event(event_callback(TEAM, msg, event_id="Ev0700"))
+    bot.fake.wait_for_posts(1, timeout=5)
+    with session_scope(bot.core.engine) as s:
+        identity = s.exec(select(PlatformIdentity).where(PlatformIdentity.platform_user_id == "U_HOST")).one()
+        member = s.get(Member, identity.member_id)
+    assert member is not None and member.display_name == "host_name"
+    assert [c.params["user"] for c in bot.fake.calls if c.method == "users.info"] == ["U_HOST"]
