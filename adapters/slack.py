@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from urllib.error import URLError
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -128,8 +129,8 @@ class SlackAdapter:
         interval: seconds between two posts to one channel.
 
     Raises:
-        ValueError: no signing secret, or neither a bot token nor an installation store (the message says
-            which setting to set).
+        ValueError: no signing secret, or neither a bot token nor an installation store, or Slack refuses
+            (or cannot be reached to check) the bot token: the message says what to check.
     """
 
     def __init__(
@@ -167,7 +168,19 @@ class SlackAdapter:
         self.team_id = ""
         if bot_token:
             client = WebClient(token=bot_token, base_url=api_url)
-            identity = client.auth_test()  # our own ids: never answer ourselves (case S3)
+            try:
+                identity = client.auth_test()  # our own ids: never answer ourselves (case S3)
+            except SlackApiError as exc:
+                raise ValueError(
+                    f"Slack refused the bot token ({exc.response.get('error')}): check "
+                    "COMMUNITYBOT_SLACK_BOT_TOKEN (OAuth & Permissions > Bot User OAuth Token) and "
+                    "that the app is still installed"
+                ) from exc
+            except (OSError, URLError) as exc:
+                raise ValueError(
+                    f"cannot reach Slack at {api_url} to check the bot token ({exc}); check the "
+                    "network, proxy settings or COMMUNITYBOT_SLACK_API_URL"
+                ) from exc
             self.team_id = str(identity["team_id"])
             self._teams[self.team_id] = _Team(
                 community or "default", client, str(identity["user_id"]), str(identity.get("bot_id") or "")
@@ -315,8 +328,13 @@ class SlackAdapter:
             try:
                 user = team.client.users_info(user=user_id).get("user") or {}
                 profile = user.get("profile") or {}
-                name = str(profile.get("display_name") or profile.get("real_name") or user.get("real_name")
-                           or user.get("name") or "")
+                name = str(
+                    profile.get("display_name")
+                    or profile.get("real_name")
+                    or user.get("real_name")
+                    or user.get("name")
+                    or ""
+                )
             except SlackApiError as exc:
                 log.info("slack: no name for %s in %s (%s)", user_id, team_id, exc.response.get("error"))
         with self._lock:

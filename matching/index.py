@@ -522,9 +522,14 @@ class IndexStore:
             return
         try:
             index = VectorIndex.from_bytes(path.read_bytes(), dim=dim, nprobe=self._nprobe)
-            lexical = _read_lexical(_lexical_path(path))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("%s cannot be read (%s); rebuilding it from the database.", where, exc)
+            return
+        try:
+            lexical = _read_lexical(_lexical_path(path))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("%s: its BM25 file %s cannot be read (%s); rebuilding it from the database.", where,
+                        _lexical_path(path), exc)
             return
         held = set(index.ids().tolist())
         if held != set(stamp.hashes) or set(lexical.ids()) != held:

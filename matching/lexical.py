@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG and logs every index build
 
 #: BM25 term-frequency saturation and length normalisation (the usual defaults; Robertson & Zaragoza 2009).
 BM25_K1 = 1.2

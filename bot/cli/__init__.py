@@ -58,7 +58,7 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("alembic", "sentence_transformers", "transformers", "httpx", "faiss", "jieba"):
+    for noisy in ("alembic", "sentence_transformers", "transformers", "httpx", "faiss", "jieba", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -130,9 +130,9 @@ def run(data_dir: DataDirOption = None) -> None:
     settings = load_settings(data_dir)
     if settings.slack_signing_secret is None and settings.slack_app_token is None:
         raise fail(
-            "no platform is configured: set COMMUNITYBOT_SLACK_SIGNING_SECRET and "
-            "COMMUNITYBOT_SLACK_BOT_TOKEN (README, section Slack), or talk to the bot here with "
-            "`communitybot chat`",
+            "no platform is configured: set COMMUNITYBOT_SLACK_SIGNING_SECRET (or SLACK_SIGNING_SECRET) and "
+            "COMMUNITYBOT_SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN; README, section Slack), or talk to the bot "
+            "here with `communitybot chat`",
             code=2,
         )
     from adapters import slack

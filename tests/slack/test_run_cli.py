@@ -36,3 +36,25 @@ def test_missing_slack_settings_are_named() -> None:
     settings = Settings(_env_file=None, slack_signing_secret="s")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="COMMUNITYBOT_SLACK_CLIENT_ID"):
         from_settings(settings, lambda m: None, engine=None)  # type: ignore[arg-type,return-value]
+
+
+def test_a_refused_or_unreachable_bot_token_is_a_clear_error() -> None:
+    from tests.slack.fake_slack import FakeSlack
+
+    with FakeSlack() as fake:
+        fake.add_workspace("T1", bot_token="xoxb-good", bot_user_id="U_B", bot_id="B_B")
+        fake.revoke("xoxb-good", "token_revoked")
+        with pytest.raises(ValueError, match=r"refused the bot token \(token_revoked\)"):
+            SlackAdapter(
+                handle=lambda m: None,
+                signing_secret="s",
+                bot_token="xoxb-good",  # type: ignore[arg-type,return-value]
+                api_url=fake.base_url,
+            )
+    with pytest.raises(ValueError, match="cannot reach Slack"):
+        SlackAdapter(
+            handle=lambda m: None,
+            signing_secret="s",
+            bot_token="xoxb-x",  # type: ignore[arg-type,return-value]
+            api_url="http://127.0.0.1:9/api/",
+        )
