@@ -27,6 +27,12 @@ _MONTHS = (
     "december",
 )
 _MONTH_ABBR = {name[:3]: i for i, name in enumerate(_MONTHS, 1)} | {"sept": 9}
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)?")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAY = re.compile(r"\b(mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|nesday|sday|urday)?\b")
+_MONTH_WORD = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DAY_OF_MONTH = re.compile(rf"\b{_MONTH_WORD}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b"
+                           rf"|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_WORD}")
 _YEAR = re.compile(r"\b(20\d\d)\s*年?")
 _MAY_AS_MONTH = re.compile(r"\b(?:in|during|for|of|this|next|early|late|mid)\s+may\b|\bmay\s+\d")
 _ZH_MONTH = re.compile(r"(1[0-2]|[1-9]|十一|十二|十|[一二三四五六七八九])月(?!\d*[日号])")
@@ -127,6 +133,14 @@ _EN_GENERIC = frozenset(
         "new",
         "week",
         *_MONTHS,
+        *_MONTH_ABBR,
+        *_WEEKDAYS,
+        *(d[:3] for d in _WEEKDAYS),
+        "about",
+        "tues",
+        "thur",
+        "thurs",
+        "sept",
         "weekend",
         "weeks",
         "today",
@@ -236,7 +250,7 @@ def event_topic(text: str) -> str:
     'ai'
     """
     lowered = _ZH_DATE.sub(" ", text.lower())
-    words = [w for w in _WORD.findall(lowered) if w not in _EN_GENERIC and not w.isdigit()]
+    words = [w for w in _WORD.findall(lowered) if w not in _EN_GENERIC and not _ORDINAL.fullmatch(w)]
     han = lowered
     for phrase in _ZH_GENERIC_LONGEST_FIRST:
         han = han.replace(phrase, " ")
@@ -277,6 +291,13 @@ def event_window(text: str, *, now: datetime, tz: ZoneInfo) -> TimeWindow | None
         return days(midnight + timedelta(days=1), 1)
     if "today" in lowered or "tonight" in lowered or "今天" in lowered or "今晚" in lowered:
         return TimeWindow(local, midnight + timedelta(days=1))
+    day = _day_of_month(lowered, local)
+    if day is not None:
+        return days(day, 1)
+    weekday = _WEEKDAY.search(lowered)
+    if weekday is not None:  # "Friday", "this Friday", "next Friday": the coming one (today if it is today)
+        target = _WEEKDAY_INDEX[weekday.group(1)]
+        return days(midnight + timedelta(days=(target - local.weekday()) % 7), 1)
     if "next month" in lowered or "下个月" in lowered:
         first = (midnight.replace(day=1) + timedelta(days=32)).replace(day=1)
         return TimeWindow(first, (first + timedelta(days=32)).replace(day=1))
@@ -291,6 +312,32 @@ def event_window(text: str, *, now: datetime, tz: ZoneInfo) -> TimeWindow | None
         return TimeWindow(first, (first + timedelta(days=32)).replace(day=1))
     if "this month" in lowered or "这个月" in lowered or "本月" in lowered:
         return TimeWindow(local, (midnight.replace(day=1) + timedelta(days=32)).replace(day=1))
+    return None
+
+
+_WEEKDAY_INDEX = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3, "thurs": 3, "fri": 4,
+                  "sat": 5, "sun": 6}
+
+
+def _day_of_month(lowered: str, local: datetime) -> datetime | None:
+    """Midnight (in ``local``'s zone) of a date a question names ("Dec 4", "4th of December"), the next
+    such date from today; ``None`` when there is none or it does not exist (Feb 30)."""
+    found = _DAY_OF_MONTH.search(lowered)
+    if found is None:
+        return None
+    month_word = found.group(1) or found.group(4)
+    day_text = found.group(2) or found.group(3)
+    month = _MONTH_ABBR.get(month_word[:4].rstrip(".")) or _MONTH_ABBR.get(month_word[:3])
+    if month is None:
+        return None
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    for year in (local.year, local.year + 1):
+        try:
+            candidate = midnight.replace(year=year, month=month, day=int(day_text))
+        except ValueError:
+            return None
+        if candidate >= midnight:
+            return candidate
     return None
 
 

@@ -34,6 +34,12 @@ def test_event_topic(text: str, topic: str) -> None:
     assert event_topic(text) == topic
 
 
+def test_dates_and_weekdays_are_not_topics() -> None:
+    assert event_topic("any events this Friday?") == ""
+    assert event_topic("events on Dec 4?") == ""
+    assert event_topic("what is on the 4th of december about AI") == "ai"
+
+
 @pytest.mark.parametrize(
     ("text", "start", "end"),
     [
@@ -44,6 +50,14 @@ def test_event_topic(text: str, topic: str) -> None:
         ("any conferences in December?", datetime(2026, 12, 1), datetime(2027, 1, 1)),
         ("3月的活动", datetime(2027, 3, 1), datetime(2027, 4, 1)),
         ("events next month", datetime(2026, 12, 1), datetime(2027, 1, 1)),
+        # a weekday is the coming one (today if it is today), as "next Friday" is in commands
+        ("any events this Friday?", datetime(2026, 12, 4), datetime(2026, 12, 5)),
+        ("anything next Friday?", datetime(2026, 12, 4), datetime(2026, 12, 5)),
+        ("what's on monday", datetime(2026, 11, 30), datetime(2026, 12, 1)),
+        # a date names that day, this year or the next
+        ("events on Dec 4?", datetime(2026, 12, 4), datetime(2026, 12, 5)),
+        ("what is on the 4th of december", datetime(2026, 12, 4), datetime(2026, 12, 5)),
+        ("any meetup on may 3", datetime(2027, 5, 3), datetime(2027, 5, 4)),
     ],
 )
 def test_event_window_in_the_community_zone(text: str, start: datetime, end: datetime) -> None:
