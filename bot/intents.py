@@ -165,13 +165,25 @@ def _answer_with_matches(
 
 
 def handle_find_member(ctx: IntentContext) -> IntentResult:
-    """Members whose profile matches the question (consenting members only)."""
-    return _answer_with_matches(
+    """Members whose profile matches the question (consenting members only). When no member matches but a
+    resource does (a guide, or a Q&A thread imported from Slack that answers this very question), the
+    resources are offered instead of a bare "no match"."""
+    result = _answer_with_matches(
         ctx,
         ["member"],
         ("These members may be able to help:", "这些成员也许能帮上忙："),
         ("I couldn't find a good match among members yet.", "暂时没有找到合适的成员。"),
     )
+    if not result.unanswered:
+        return result
+    fallback = _answer_with_matches(
+        ctx,
+        ["resource"],
+        ("No member matches yet, but these resources may help:",
+         "暂时没有合适的成员，不过这些资源也许有用："),
+        ("I couldn't find a good match among members yet.", "暂时没有找到合适的成员。"),
+    )
+    return result if fallback.unanswered else fallback
 
 
 def handle_find_resource(ctx: IntentContext) -> IntentResult:

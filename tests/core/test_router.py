@@ -97,6 +97,23 @@ def test_find_member_reply_lists_only_matches_above_threshold(router: Router) ->
     assert [m.below_threshold for m in result.matches] == [False, True]
 
 
+def test_find_member_offers_resources_when_no_member_matches(engine: Engine, settings: Settings) -> None:
+    thread = Match(kind="resource", id=21, title="git push rejected after force-push", score=0.9,
+                   why="title: git push rejected; shares 'git', 'push'")
+    weak = Match(kind="member", id=8, title="Far Away", score=0.12, why="weak")
+    r = Router(engine=engine, settings=settings, classifier=lambda: FakeClassifier(RULES),
+               matcher=lambda: FakeMatcher([weak, thread]), clock=lambda: NOW)
+    result = r.handle(msg("anyone know about angel rounds? my git push fails"))
+    assert result.intent == "find_member"
+    assert result.text.startswith("No member matches yet, but these resources may help:\n"
+                                  "1. git push rejected")
+    assert "Far Away" not in result.text
+    alone = Router(engine=engine, settings=settings, classifier=lambda: FakeClassifier(RULES),
+                   matcher=lambda: FakeMatcher([weak]), clock=lambda: NOW)
+    assert alone.handle(msg("anyone know about angel rounds?", key="k2")).text.startswith(
+        "I couldn't find a good match among members yet.")
+
+
 def test_chinese_question_gets_chinese_reply(router: Router) -> None:
     result = router.handle(msg("有人懂天使轮融资吗？"))
     assert result.language == "zh"
