@@ -234,10 +234,10 @@ class SlackAdapter:
             known = self._teams.get(team_id)
         if known is not None or self._store is None:
             return known
-        row = self._store.active(team_id)
-        community = self._store.community_name(team_id) if row is not None else None
-        if row is None or community is None:
+        served = self._store.served(team_id)
+        if served is None:
             return None
+        row, community = served
         team = _Team(
             community, WebClient(token=row.bot_token, base_url=self._api_url), row.bot_user_id, row.bot_id
         )
@@ -271,13 +271,10 @@ class SlackAdapter:
         result = self._handle(message)
         if result.duplicate:
             return
+        # the thread's root; a channel-root question gets a thread of its own; DMs stay flat (case S4)
+        thread_ts = message.thread or (None if message.is_direct else str(event["ts"]))
         for reply in result.replies:
-            self.post(
-                team_id=team_id,
-                channel=message.conversation,
-                reply=reply,
-                thread_ts=self._reply_thread(event),
-            )
+            self.post(team_id=team_id, channel=message.conversation, reply=reply, thread_ts=thread_ts)
 
     def incoming(self, event: dict[str, Any], *, team_id: str) -> IncomingMessage | None:
         """The :class:`IncomingMessage` of a ``message``/``app_mention`` event, or ``None`` when it is not
@@ -340,15 +337,6 @@ class SlackAdapter:
         with self._lock:
             self._names[key] = name
         return name
-
-    @staticmethod
-    def _reply_thread(event: dict[str, Any]) -> str | None:
-        """Where a reply goes: the thread's root; a channel-root message gets a thread; DMs stay flat."""
-        if event.get("thread_ts"):
-            return str(event["thread_ts"])
-        if event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D"):
-            return None
-        return str(event.get("ts"))
 
     def _run_command(self, command: dict[str, Any], respond: Respond) -> None:
         """A slash command after its acknowledgement: run it through the core, answer via response_url."""

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from bot.community import community_settings, get_or_create_community
 from bot.db import session_scope
-from bot.models import SlackInstallation, SlackOAuthState, utcnow
+from bot.models import Community, SlackInstallation, SlackOAuthState, utcnow
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,16 +127,16 @@ class DatabaseInstallationStore(InstallationStore):
             session.add(row)
         return True
 
-    def community_name(self, team_id: str) -> str | None:
-        """The name of the community of an installed workspace, ``None`` if it is not installed."""
-        from bot.models import Community
-
+    def served(self, team_id: str) -> tuple[SlackInstallation, str] | None:
+        """The workspace's active installation and the name of its community, in one read; ``None`` when
+        it is not installed (or was revoked)."""
         with session_scope(self._engine) as session:
-            row = session.exec(select(SlackInstallation).where(SlackInstallation.team_id == team_id)).first()
-            if row is None:
-                return None
-            community = session.get(Community, row.community_id)
-            return community.name if community else None
+            found = session.exec(
+                select(SlackInstallation, Community)
+                .join(Community, col(Community.id) == col(SlackInstallation.community_id))
+                .where(SlackInstallation.team_id == team_id, col(SlackInstallation.revoked_at).is_(None))
+            ).first()
+            return None if found is None else (found[0], found[1].name)
 
 
 def _bot_fields(row: SlackInstallation) -> dict[str, Any]:
