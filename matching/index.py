@@ -355,7 +355,8 @@ class IndexStore:
     def sync(self, *, community_id: int, kinds: Sequence[MatchKind] = KINDS) -> None:
         """Bring the indexes of ``kinds`` in ``community_id`` in step with the database.
 
-        Costs one aggregate query per kind when nothing changed. Loads the disk copy on first use.
+        Costs one primary-key lookup per kind when nothing changed (the trigger-kept change counter), the
+        aggregate fingerprint query when it did. Loads the disk copy on first use.
         """
         for kind in dict.fromkeys(kinds):
             slot = self._slot(community_id, kind)

@@ -173,24 +173,11 @@ class LexicalIndex:
             order of ``ids`` (or of increasing id); unknown ids score 0. ``coverage`` is BM25 over the
             query's reference score (see the module docstring), in [0, 1].
         """
-        q = tokenize(query) if isinstance(query, str) else list(query)
-        with self._lock:
-            self._refresh_locked()
-            if ids is None:
-                out_ids = self._ids.copy()
-                rows = None
-            else:
-                out_ids = np.asarray(ids, dtype=np.int64)
-                rows = np.array([self._pos.get(int(i), -1) for i in out_ids], dtype=np.int64)
-            bm25 = self._score_all_locked(q)
-            ceiling = self._ceiling_locked(q)
-        if rows is not None:
-            picked = np.zeros(len(rows), dtype=np.float32)
-            known = rows >= 0
-            picked[known] = bm25[rows[known]]
-            bm25 = picked
-        coverage = (bm25 / ceiling).astype(np.float32) if ceiling > 0 else np.zeros_like(bm25)
-        return out_ids, bm25.astype(np.float32, copy=False), np.clip(coverage, 0.0, 1.0)
+        all_ids, (bm25, coverage), pos = self._coverage_all(query)
+        if ids is None:
+            return all_ids, bm25, coverage
+        out_ids = np.asarray(ids, dtype=np.int64)
+        return out_ids, _pick(bm25, pos, out_ids), _pick(coverage, pos, out_ids)
 
     def top(self, query: str | Sequence[str], *, k: int) -> list[tuple[int, float]]:
         """The ``k`` documents of highest coverage for ``query`` with coverage > 0, best first, as
@@ -201,12 +188,8 @@ class LexicalIndex:
                ) -> tuple[list[tuple[int, float]], np.ndarray]:
         """:meth:`top` and the coverage of the documents ``ids`` (``float32``, 0 for unknown ids), from
         one scoring pass over the index."""
-        all_ids, _, coverage = self.scores(query)
-        with self._lock:
-            rows = np.array([self._pos.get(int(i), -1) for i in ids], dtype=np.int64)
-        of_ids = np.zeros(len(rows), dtype=np.float32)
-        known = (rows >= 0) & (rows < len(coverage))
-        of_ids[known] = coverage[rows[known]]
+        all_ids, (_, coverage), pos = self._coverage_all(query)
+        of_ids = _pick(coverage, pos, ids)
         hit = np.flatnonzero(coverage > 0)
         if k <= 0 or hit.size == 0:
             return [], of_ids
@@ -216,6 +199,19 @@ class LexicalIndex:
         return [(int(all_ids[r]), float(coverage[r])) for r in order], of_ids
 
     # --- internals ----------------------------------------------------------------------------------------
+
+    def _coverage_all(self, query: str | Sequence[str],
+                      ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Mapping[int, int]]:
+        """One scoring pass over every document: ``(ids, (bm25, coverage), {id: position})``, all from the
+        same state of the index (taken under its lock)."""
+        q = tokenize(query) if isinstance(query, str) else list(query)
+        with self._lock:
+            self._refresh_locked()
+            ids, pos = self._ids, self._pos
+            bm25 = self._score_all_locked(q)
+            ceiling = self._ceiling_locked(q)
+        coverage = (bm25 / ceiling).astype(np.float32) if ceiling > 0 else np.zeros_like(bm25)
+        return ids.copy(), (bm25.astype(np.float32, copy=False), np.clip(coverage, 0.0, 1.0)), pos
 
     def _refresh_locked(self) -> None:
         if not self._dirty:
@@ -252,6 +248,15 @@ class LexicalIndex:
     def _ceiling_locked(self, query_tokens: Sequence[str]) -> float:
         total = sum(self._idf.get(t, self._max_idf) for t in dict.fromkeys(query_tokens))
         return float(total) / (1.0 + self.k1)
+
+
+def _pick(values: np.ndarray, pos: Mapping[int, int], ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``values`` (one per document, in index order) of the documents ``ids``; 0 for unknown ids."""
+    rows = np.array([pos.get(int(i), -1) for i in ids], dtype=np.int64)
+    out = np.zeros(len(rows), dtype=np.float32)
+    known = rows >= 0
+    out[known] = values[rows[known]]
+    return out
 
 
 def _idf(n_docs: int, df: int) -> float:

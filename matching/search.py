@@ -60,7 +60,6 @@ def fused_score(*, cosine: float, coverage: float, lexical_weight: float) -> flo
 class _Candidate:
     document: Document
     cosine: float
-    coverage: float
     score: float
 
 
@@ -130,8 +129,8 @@ class IndexedMatcher:
         events whose text is mainly (:func:`bot.language.dominant_language`) in one of them.
 
         Returns ``[]`` for an empty community, a blank query or ``top_k <= 0``; fewer than ``top_k`` when
-        fewer items qualify. Syncs the indexes with the database first (one aggregate query per kind when
-        nothing changed).
+        fewer items qualify. Syncs the indexes with the database first (one primary-key lookup of the
+        change counter per kind when nothing changed).
 
         Raises:
             ValueError: a kind other than ``member``, ``resource``, ``event``.
@@ -232,7 +231,7 @@ class IndexedMatcher:
                                                     ids=lacking))
                 ranked = sorted(((fused_score(cosine=c, coverage=coverage.get(i, 0.0), lexical_weight=weight),
                                   i) for i, c in cosine.items()), key=lambda t: (-t[0], t[1]))
-                out[qi] = self._read_best(community_id, kind, ranked, cosine, coverage, keep, want=top_k + 2)
+                out[qi] = self._read_best(community_id, kind, ranked, cosine, keep, want=top_k + 2)
                 if len(out[qi]) < top_k and (len(d_row) >= k or len(l_row) >= k) and k < size:
                     still.append(qi)
             pending, k = still, min(size, k * 4)
@@ -240,15 +239,14 @@ class IndexedMatcher:
 
     def _read_best(
         self, community_id: int, kind: MatchKind, ranked: Sequence[tuple[float, int]],
-        cosine: dict[int, float], coverage: dict[int, float], keep: _Filter, *, want: int,
+        cosine: dict[int, float], keep: _Filter, *, want: int,
     ) -> list[_Candidate]:
         """Read the ranked ids' rows best first, ``want`` at a time, until ``want`` pass the filters."""
         found: list[_Candidate] = []
         for start in range(0, len(ranked), want):
             chunk = ranked[start:start + want]
             docs = self._load(community_id, kind, {i for _, i in chunk}, keep)
-            found += [_Candidate(docs[i], cosine[i], coverage.get(i, 0.0), score) for score, i in chunk
-                      if i in docs]
+            found += [_Candidate(docs[i], cosine[i], score) for score, i in chunk if i in docs]
             if len(found) >= want:
                 break
         return found
