@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import Session, select
 
+from bot.db import get_or_insert
 from bot.errors import UsageError
 from bot.models import Community
 from bot.settings import Settings
@@ -235,13 +236,18 @@ def defaults_from(settings: Settings) -> dict[str, Any]:
 
 
 def get_or_create_community(session: Session, name: str, *, settings: Settings) -> Community:
-    """The community called ``name``, created with the deployment defaults if it does not exist."""
-    community = session.exec(select(Community).where(Community.name == name)).first()
-    if community is None:
+    """The community called ``name``, created with the deployment defaults if it does not exist (also when
+    another writer creates it at the same moment: :func:`bot.db.get_or_insert`)."""
+
+    def insert() -> Community:
         community = Community(name=name, settings={})
         session.add(community)
         session.flush()
-    return community
+        return community
+
+    return get_or_insert(
+        session, lambda: session.exec(select(Community).where(Community.name == name)).first(), insert
+    )
 
 
 def community_settings(community: Community, *, settings: Settings) -> CommunitySettings:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +80,25 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def get_or_insert(session: Session, find: Callable[[], T | None], insert: Callable[[], T]) -> T:
+    """``find()``, or else ``insert()`` (which adds and flushes the new rows) — safe against a concurrent
+    writer inserting the same unique row first (two first messages of one person handled at once, by bot
+    threads or processes): the insert runs in a savepoint, and when the database refuses it as a duplicate
+    the savepoint is rolled back and the other writer's row is returned.
+
+    Raises:
+        IntegrityError: the insert failed for another reason (``find()`` still finds nothing).
+    """
+    found = find()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            return insert()
+    except IntegrityError:
+        found = find()
+        if found is None:
+            raise
+        return found

@@ -109,14 +109,7 @@ class Router:
             log.info("duplicate delivery ignored: %s", message.platform_key)
             return HandledMessage(replies=(), duplicate=True)
         try:
-            try:
-                return self._handle(message)
-            except IntegrityError:
-                # two first messages of the same person, handled at once (Slack runs listeners on
-                # threads; several processes share the database): one created the member row, the other
-                # lost the race; handled again, it finds the row
-                log.info("retrying %s after a concurrent write", message.platform_key or message.sender)
-                return self._handle(message)
+            return self._handle(message)
         except Exception:
             log.exception("failed to handle message %s from %s", message.platform_key, message.sender)
             lang = choose_language(message.text)
@@ -129,12 +122,13 @@ class Router:
 
     def _claim(self, message: IncomingMessage) -> bool:
         """Insert the message-log row for ``platform_key``; ``False`` if another delivery already did."""
-        community_id = self._community_id(message.community)
         try:
             with session_scope(self.engine) as session:
+                community = get_or_create_community(session, message.community, settings=self.settings)
+                assert community.id is not None
                 session.add(
                     MessageLog(
-                        community_id=community_id,
+                        community_id=community.id,
                         platform=message.platform,
                         platform_key=message.platform_key,
                         conversation=message.conversation,
@@ -146,20 +140,6 @@ class Router:
             return True
         except IntegrityError:
             return False
-
-    def _community_id(self, name: str) -> int:
-        """The id of community ``name``, created if needed. Two first messages of a new community at once
-        both try to create it; the loser of that race reads the winner's row (it is not a duplicate)."""
-        for attempt in (1, 2):
-            try:
-                with session_scope(self.engine) as session:
-                    community = get_or_create_community(session, name, settings=self.settings)
-                    assert community.id is not None
-                    return community.id
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
 
     def _is_admin(self, message: IncomingMessage, settings: CommunitySettings) -> bool:
         if message.platform == "console" and message.sender == CONSOLE_USER:

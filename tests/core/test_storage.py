@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -125,3 +126,48 @@ def test_migrations_match_the_models_and_upgrade_from_every_revision(tmp_path: o
         command.check(alembic_config(engine))  # raises if the models and the migrations disagree
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT name FROM community")).scalar_one() == "kept"
+
+
+def test_get_or_insert_returns_the_row_a_concurrent_writer_inserted_first(tmp_path: object) -> None:
+    """The race as the losing writer sees it: its read found nothing, the other writer committed the same
+    unique row before its insert. The insert is rolled back to its savepoint and the winner's row returned;
+    the rest of the transaction is kept."""
+    from sqlmodel import select
+
+    from bot.db import get_or_insert
+
+    engine = create_db_engine(f"sqlite:///{tmp_path}/race.sqlite3")
+    upgrade_database(engine)
+    with session_scope(engine) as s:
+        s.add(Community(name="winner"))
+    reads: list[int] = []
+
+    with session_scope(engine) as s:
+        s.add(Community(name="kept"))
+        s.flush()
+
+        def find() -> Community | None:
+            reads.append(1)
+            if len(reads) == 1:  # the stale read
+                return None
+            return s.exec(select(Community).where(Community.name == "winner")).one()
+
+        def insert() -> Community:
+            row = Community(name="winner")
+            s.add(row)
+            s.flush()
+            return row
+
+        got = get_or_insert(s, find, insert)
+        assert got.name == "winner" and len(reads) == 2
+    with session_scope(engine) as s:
+        assert sorted(c.name for c in s.exec(select(Community)).all()) == ["kept", "winner"]
+    with pytest.raises(IntegrityError), session_scope(engine) as s:  # a failure find() cannot explain
+        get_or_insert(s, lambda: None, lambda: insert_duplicate(s))
+
+
+def insert_duplicate(s: Any) -> Community:
+    row = Community(name="kept")
+    s.add(row)
+    s.flush()
+    return row
