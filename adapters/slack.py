@@ -42,7 +42,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.state_store import OAuthStateStore
 
 from adapters.outbox import Outbox, RateLimited, TargetGone
-from adapters.slack_markup import decode, escape, strip_mention
+from adapters.slack_markup import decode, escape, strip_mention, user_display_name
 from adapters.slack_store import DatabaseInstallationStore
 from bot.messages import Button, HandledMessage, IncomingMessage, Reply
 from bot.settings import Settings
@@ -323,15 +323,7 @@ class SlackAdapter:
         name = ""
         if team is not None:
             try:
-                user = team.client.users_info(user=user_id).get("user") or {}
-                profile = user.get("profile") or {}
-                name = str(
-                    profile.get("display_name")
-                    or profile.get("real_name")
-                    or user.get("real_name")
-                    or user.get("name")
-                    or ""
-                )
+                name = user_display_name(team.client.users_info(user=user_id).get("user") or {})
             except SlackApiError as exc:
                 log.info("slack: no name for %s in %s (%s)", user_id, team_id, exc.response.get("error"))
         with self._lock:

@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from adapters.slack_markup import decode
+from adapters.slack_markup import decode, user_display_name
 from bot.community import is_timezone
 from bot.errors import ImportFormatError
 from bot.importers.links import normalise_link
@@ -52,7 +52,6 @@ SOURCE = "slack-export"
 #: The longest description of a thread resource, in characters (the replies are cut at a word with "…").
 MAX_DESCRIPTION = 2000
 _MAX_TITLE = 300
-_MAX_NAME = 200
 #: A first line shorter than this (``good morning,``) gets the next line joined to it in a title.
 _GREETING_MAX = 30
 #: Message subtypes that are a person's own words; every other subtype (channel_join, channel_leave,
@@ -233,15 +232,6 @@ def check_export_dir(path: Path) -> Path:
     return path
 
 
-def _display_name(user: Mapping[str, Any]) -> str:
-    profile = user.get("profile") or {}
-    for value in (profile.get("display_name"), profile.get("real_name"), user.get("real_name"),
-                  user.get("name")):
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())[:_MAX_NAME]
-    return ""
-
-
 def _is_bot(user: Mapping[str, Any]) -> bool:
     return bool(user.get("is_bot") or user.get("is_app_user") or user.get("id") == "USLACKBOT")
 
@@ -263,7 +253,7 @@ def _import_members(
     for item in users:
         user = item.data
         user_id = str(user.get("id") or "").strip()
-        name = _display_name(user)
+        name = user_display_name(user)
         if not user_id:
             report.skip(report.members, item.file, item.line, "no user id")
             continue
@@ -569,7 +559,7 @@ def import_slack_export(
     report = SlackExportReport(source=root.resolve().name)
     users = _items(root, root / "users.json", report, required=True)
     bots = {str(u.data.get("id")) for u in users if _is_bot(u.data)} | {"USLACKBOT"}
-    names = {str(u.data.get("id")): _display_name(u.data) for u in users if u.data.get("id")}
+    names = {str(u.data.get("id")): user_display_name(u.data) for u in users if u.data.get("id")}
     _import_members(session, community_id=community.id, users=users, consent=consent, report=report)
 
     listed: list[_Item] = []

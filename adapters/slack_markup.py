@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: One piece of markup (``<...>``, no nesting) or one of the three entities Slack escapes.
 _TOKEN = re.compile(r"<([^<>]*)>|&(amp|lt|gt);")
@@ -208,3 +209,19 @@ def resolve_plain_mentions(
                 continue
         i += 1
     return user_ids, channel_ids
+
+
+MAX_NAME_CHARS = 200
+"""A display name longer than this is cut (the members table allows 200 characters)."""
+
+
+def user_display_name(user: Mapping[str, Any]) -> str:
+    """The name to show for a Slack user object (``users.info``, ``users.list``, an export's users.json):
+    the profile's display name, else the real name, else the handle, whitespace collapsed, at most
+    :data:`MAX_NAME_CHARS`; ``""`` when Slack gives none."""
+    profile = user.get("profile") or {}
+    for value in (profile.get("display_name"), profile.get("real_name"), user.get("real_name"),
+                  user.get("name")):
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())[:MAX_NAME_CHARS]
+    return ""
