@@ -103,11 +103,9 @@ class Outbox:
             if self._closed:
                 future.set_exception(RuntimeError("the outbox is closed"))
                 return future
+            # order per target: ``next_free`` only grows, so a later job is never due before an earlier
+            # one, and equal due times go by submission (``seq``)
             due = max(self._clock(), self._next_free.get(target, 0.0))
-            # keep submission order per target: every queued job of the target is due before this one
-            for job in self._heap:
-                if job.target == target:
-                    due = max(due, job.due)
             heapq.heappush(self._heap, _Job(due, next(self._seq), target, payload, future))
             self._cond.notify_all()
         return future
@@ -210,11 +208,8 @@ class Outbox:
         log.info("outbox: %s: %s", job.target, why)
         with self._cond:
             job.due = self._clock() + delay
+            # the target waits with it: later jobs of the target are deferred to this time when they come
+            # up, and the retried job (an earlier ``seq``) goes first
             self._next_free[job.target] = job.due
-            # later jobs of the same target move behind it, keeping the order
-            for other in self._heap:
-                if other.target == job.target and other.due < job.due:
-                    other.due = job.due
             heapq.heappush(self._heap, job)
-            heapq.heapify(self._heap)
             self._cond.notify_all()
