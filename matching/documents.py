@@ -112,27 +112,27 @@ def to_document(row: Member | Resource | Event) -> Document:
 
 
 def _fields(*pairs: tuple[str, str | None]) -> tuple[DocField, ...]:
-    return tuple(DocField(label, _one_line(text)) for label, text in pairs if text and text.strip())
+    return tuple(DocField(label, one_line(text)) for label, text in pairs if text and text.strip())
 
 
 def _member_document(m: Member, id_: int) -> Document:
     fields = _fields(("name", m.display_name), ("bio", m.bio), ("skills", m.skills), ("offers", m.offers),
                      ("needs", m.needs), ("location", m.location))
-    prose = _one_line(m.bio) or _one_line(m.offers) or _one_line(m.skills)
-    detail = _join(_clip(prose, DETAIL_CHARS), _one_line(m.location))
+    prose = one_line(m.bio) or one_line(m.offers) or one_line(m.skills)
+    detail = _join(clip(prose, DETAIL_CHARS), one_line(m.location))
     return Document("member", id_, m.display_name, m.url or "", detail, fields)
 
 
 def _resource_document(r: Resource, id_: int) -> Document:
     fields = _fields(("title", r.title), ("description", r.description), ("tags", _tags(r.tags)))
-    detail = _clip(_one_line(r.description), DETAIL_CHARS) or _tags(r.tags)
+    detail = clip(one_line(r.description), DETAIL_CHARS) or _tags(r.tags)
     return Document("resource", id_, r.title, r.url or "", detail, fields)
 
 
 def _event_document(e: Event, id_: int) -> Document:
     fields = _fields(("title", e.title), ("description", e.description), ("place", e.place))
     when = event_when(e, tz=zone_or_utc(e.timezone), language="en")
-    detail = _join(f"{when} {e.timezone or 'UTC'}", _one_line(e.place))
+    detail = _join(f"{when} {e.timezone or 'UTC'}", one_line(e.place))
     return Document("event", id_, e.title, e.link or "", detail, fields)
 
 
@@ -140,11 +140,14 @@ def _tags(tags: str) -> str:
     return ", ".join(t.strip() for t in re.split(r"[,，]", tags or "") if t.strip())
 
 
-def _one_line(text: str | None) -> str:
+def one_line(text: str | None) -> str:
+    """``text`` with every run of whitespace (newlines too) made one space, trimmed; ``""`` for ``None``."""
     return " ".join((text or "").split())
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, on a word boundary when that keeps at least half, with
+    "…" when cut (Chinese, which has no spaces, is cut at the limit)."""
     if len(text) <= limit:
         return text
     cut = text[:limit]
@@ -245,7 +248,7 @@ def _snippet(text: str, word: str, width: int = _WHY_VALUE_CHARS) -> str:
         return text
     at = text.lower().find(word.lower()) if word else -1
     if at < 0 or at + len(word) <= width - 10:
-        return _clip(text, width)
+        return clip(text, width)
     start = max(0, at - width // 3)
     end = min(len(text), start + width)
     piece = text[start:end]

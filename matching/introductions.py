@@ -17,12 +17,13 @@ from sqlalchemy.engine import Engine
 
 from bot.db import session_scope
 from bot.models import Member
-from matching.documents import explain, to_document
+from matching.documents import clip, explain, one_line, to_document
 from matching.embedder import l2_normalise
 from matching.search import IndexedMatcher
 
 #: Share of the reverse direction (A's offers vs B's needs, cosine) added to the forward score.
 MUTUAL_WEIGHT = 0.25
+_NEED_CHARS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +82,9 @@ def suggest_for(matcher: IndexedMatcher, engine: Engine, *, community_id: int, m
     out = []
     for m in found:
         offer = reverse.get(m.id)
-        why = f'needs "{_clip(needs)}" <-> ' + explain(query=needs, document=docs[m.id])
+        why = f'needs "{clip(one_line(needs), _NEED_CHARS)}" <-> ' + explain(query=needs, document=docs[m.id])
         if offer is not None and not m.below_threshold and offer >= matcher.threshold:
-            why += f'; and they need "{_clip(their_needs[m.id])}", which you offer'
+            why += f'; and they need "{clip(one_line(their_needs[m.id]), _NEED_CHARS)}", which you offer'
         out.append(PairMatch(member_id=member_id, other_id=m.id, title=m.title,
                              score=m.score + MUTUAL_WEIGHT * max(0.0, offer or 0.0), need_score=m.score,
                              offer_score=offer, below_threshold=m.below_threshold, why=why))
@@ -99,8 +100,3 @@ def _reverse_scores(matcher: IndexedMatcher, gives: str, their_needs: dict[int, 
     q = l2_normalise(embedder.embed_queries([gives]))[0]
     vecs = l2_normalise(embedder.embed_passages(list(wanted.values())))
     return {i: float(np.clip(v @ q, -1.0, 1.0)) for i, v in zip(wanted, vecs, strict=True)}
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,;") + "…"
