@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
+from sqlmodel import select
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -309,7 +310,7 @@ def sample_pairs(
         cid = int(row.id or 0)
         keys: dict[tuple[str, int], str] = {}
         for kind, table in (("member", Member), ("resource", Resource), ("event", Event)):
-            for r in s.exec(__import__("sqlmodel").select(table).where(table.community_id == cid)).all():
+            for r in s.exec(select(table).where(table.community_id == cid)).all():
                 keys[(kind, r.id)] = str(r.external_key).split(":")[-1]
     questions = [
         json.loads(line) for line in RELEVANCE.read_text(encoding="utf-8").splitlines() if line.strip()
@@ -569,7 +570,7 @@ def speed_at(
     from matching.documents import to_document
 
     with session_scope(engine) as s:
-        rows = s.exec(__import__("sqlmodel").select(Resource)).all()
+        rows = s.exec(select(Resource)).all()
         table = {to_document(r).text: vecs[i] for i, r in enumerate(sorted(rows, key=lambda r: r.id))}
     lookup = VectorLookup(real, {**table, **dict(zip(queries, qvecs, strict=True))})
     store = IndexStore(engine=engine, data_dir=data_dir, embedder=lookup)
