@@ -29,7 +29,6 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG and logs every index build
 
 #: BM25 term-frequency saturation and length normalisation (the usual defaults; Robertson & Zaragoza 2009).
 BM25_K1 = 1.2
@@ -218,6 +217,9 @@ class LexicalIndex:
             return
         import bm25s
 
+        # bm25s sets its own logger to DEBUG when imported and logs every index build: quiet it here,
+        # after the import (a level set before it would be overwritten)
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         ids = np.array(sorted(self._tokens), dtype=np.int64)
         corpus = [self._tokens[int(i)] for i in ids]
         df: Counter[str] = Counter()
