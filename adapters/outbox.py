@@ -12,6 +12,11 @@ by raising:
   workspace uninstalled): it is disabled with one log line, its queued messages are dropped, later ones too;
 * any other exception: retried with exponential backoff, at most ``max_attempts`` times, then logged and
   dropped. Nothing is retried forever and one bad target never blocks the others.
+
+Accounts that platforms watch for spam-like behaviour (a WeChat account) can also be paced as a whole:
+``spacing`` seconds between any two sends, a random ``jitter`` added to every gap, and a ``daily_cap`` on
+sends in any 24 hours; a message over the cap fails with :class:`DailyCapReached` and is logged, never sent
+later in a burst.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -45,6 +52,18 @@ class TargetGone(Exception):  # noqa: N818
         self.reason = reason
 
 
+class DailyCapReached(Exception):  # noqa: N818
+    """The account sent ``cap`` messages in the last 24 hours; this one is dropped, not queued."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"daily send cap of {cap} messages reached")
+        self.cap = cap
+
+
+#: The window of :class:`Outbox`'s ``daily_cap``, in seconds.
+DAY_SECONDS = 24 * 3600.0
+
+
 @dataclass(order=True)
 class _Job:
     due: float
@@ -65,6 +84,12 @@ class Outbox:
         max_attempts: tries for other failures (backoff 1, 2, 4, ... seconds).
         clock: monotonic seconds (injectable for tests).
         name: thread name, for logs.
+        spacing: seconds between any two sends, whatever their targets (0: targets are independent).
+        jitter: each gap (``interval`` and ``spacing``) is stretched by a random factor in
+            ``[1, 1 + jitter]``, so a burst of replies does not leave at machine-regular times.
+        daily_cap: at most this many sends in any 24 hours (``None``: no cap); see :class:`DailyCapReached`.
+        on_cap_reached: called once (on the worker thread) when the cap starts refusing messages, e.g. to
+            tell the admins; again only after the window has made room.
     """
 
     def __init__(
@@ -75,9 +100,20 @@ class Outbox:
         max_attempts: int = 4,
         clock: Callable[[], float] = time.monotonic,
         name: str = "outbox",
+        spacing: float = 0.0,
+        jitter: float = 0.0,
+        daily_cap: int | None = None,
+        on_cap_reached: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._interval = max(0.0, interval)
+        self._spacing = max(0.0, spacing)
+        self._jitter = max(0.0, jitter)
+        self._daily_cap = daily_cap
+        self._on_cap_reached = on_cap_reached
+        self._capped = False
+        self._sent_times: deque[float] = deque()
+        self._account_free = 0.0
         self._max_attempts = max(1, max_attempts)
         self._clock = clock
         self._heap: list[_Job] = []
@@ -114,6 +150,12 @@ class Outbox:
         """Targets disabled so far, with the platform's reason."""
         with self._cond:
             return dict(self._disabled)
+
+    def sent_last_day(self) -> int:
+        """How many messages went out in the last 24 hours (counted for ``daily_cap``)."""
+        with self._cond:
+            self._forget_old_sends()
+            return len(self._sent_times)
 
     def enable(self, target: Hashable) -> None:
         """Accept messages for ``target`` again (e.g. the bot was invited back)."""
@@ -152,13 +194,27 @@ class Outbox:
                 if not self._heap or self._heap[0].due > self._clock():
                     continue
                 job = heapq.heappop(self._heap)
-                free_at = self._next_free.get(job.target, 0.0)
+                free_at = max(self._next_free.get(job.target, 0.0), self._account_free)
                 if free_at > self._clock():  # the target's last send was too recent: wait its turn
                     job.due = free_at
                     heapq.heappush(self._heap, job)
                     continue
                 if job.target in self._disabled:
                     job.future.set_exception(TargetGone(self._disabled[job.target]))
+                    continue
+                if self._over_cap():
+                    capped = DailyCapReached(self._daily_cap or 0)
+                    log.warning("outbox: %s; a message to %s is dropped", capped, job.target)
+                    job.future.set_exception(capped)
+                    first, self._capped = not self._capped, True
+                    if first and self._on_cap_reached is not None:
+                        self._cond.release()
+                        try:
+                            self._on_cap_reached()
+                        except Exception:  # noqa: BLE001 - a failing notice must not stop the outbox
+                            log.exception("outbox: the cap notice failed")
+                        finally:
+                            self._cond.acquire()
                     continue
                 self._busy += 1
             try:
@@ -201,8 +257,30 @@ class Outbox:
                 self._requeue(job, float(2 ** (job.attempts - 1)), f"send failed ({exc}); retrying")
         else:
             with self._cond:
-                self._next_free[job.target] = self._clock() + self._interval
+                now = self._clock()
+                self._next_free[job.target] = now + self._gap(self._interval)
+                self._account_free = now + self._gap(self._spacing)
+                self._sent_times.append(now)
             job.future.set_result(answer)
+
+    def _gap(self, seconds: float) -> float:
+        return seconds * (1.0 + random.uniform(0.0, self._jitter)) if seconds and self._jitter else seconds
+
+    def _forget_old_sends(self) -> None:
+        """Drop send times older than the cap's window (call holding the lock)."""
+        horizon = self._clock() - DAY_SECONDS
+        while self._sent_times and self._sent_times[0] <= horizon:
+            self._sent_times.popleft()
+
+    def _over_cap(self) -> bool:
+        """Whether the daily cap refuses a send now (call holding the lock)."""
+        if self._daily_cap is None:
+            return False
+        self._forget_old_sends()
+        if len(self._sent_times) < self._daily_cap:
+            self._capped = False
+            return False
+        return True
 
     def _requeue(self, job: _Job, delay: float, why: str) -> None:
         log.info("outbox: %s: %s", job.target, why)

@@ -1,11 +1,14 @@
-"""Members as seen from a platform: finding or creating the member behind a platform user id."""
+"""Members as seen from a platform: finding or creating the member behind a platform user id, and joining
+two members that turn out to be one person (:func:`merge_members`)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlmodel import Session, select
 
 from bot.db import get_or_insert
-from bot.models import Community, Member, PlatformIdentity
+from bot.models import Community, Event, LinkCode, Member, PlatformIdentity, Resource, Rsvp, utcnow
 
 #: The console / CLI user: the local admin and organiser of every community.
 CONSOLE_USER = "local"
@@ -56,3 +59,85 @@ def member_for_sender(
         return member
 
     return get_or_insert(session, find, insert)
+
+
+#: Profile text fields that :func:`merge_members` fills on the kept member when they are empty there.
+MERGED_PROFILE_FIELDS = ("bio", "skills", "offers", "needs", "location", "languages", "timezone", "url")
+
+
+def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime | None = None) -> None:
+    """Join ``gone`` into ``keep`` (two accounts of one person) and delete ``gone``; flushes, never commits.
+
+    What moves to ``keep``:
+
+    * every :class:`~bot.models.PlatformIdentity` of ``gone`` (messages from either account then reach
+      ``keep``);
+    * RSVPs: ``gone``'s answers become ``keep``'s; where both answered the same event, the answer with the
+      later ``updated_at`` wins (on a tie ``keep``'s stands) and the other row is deleted;
+    * the events ``gone`` organises (``Event.organiser_member_id``) and the resources it added
+      (``Resource.added_by_member_id``);
+    * profile text (:data:`MERGED_PROFILE_FIELDS`): each field that is empty on ``keep`` is filled from
+      ``gone``; a field ``keep`` has filled is never overwritten. ``keep``'s ``display_name`` stands;
+      ``gone``'s ``external_key`` (an import's key) is carried over when ``keep`` has none, so a re-import
+      updates ``keep`` instead of re-creating ``gone``.
+
+    Consent rule: ``keep``'s ``consent_suggest``, ``consent_digest`` and ``consent_quote`` stand unchanged
+    and ``gone``'s are dropped: ``keep`` is the account the person chose to link *to*, so its choices are
+    the ones that hold, and a merge never turns on a consent that ``keep`` had off.
+
+    ``gone``'s own link codes are deleted with it. ``keep.updated_at`` is set to ``now`` (default: the
+    current time) so the search index re-embeds the merged profile.
+
+    Raises:
+        ValueError: ``keep`` and ``gone`` are the same member, are not both stored, or belong to different
+            communities.
+    """
+    if keep.id is None or gone.id is None:
+        raise ValueError("merge_members needs two stored members")
+    if keep.id == gone.id:
+        raise ValueError(f"cannot merge member {keep.id} into itself")
+    if keep.community_id != gone.community_id:
+        raise ValueError(f"members {keep.id} and {gone.id} belong to different communities "
+                         f"({keep.community_id}, {gone.community_id})")
+    keep_id, gone_id = keep.id, gone.id
+
+    identities = session.exec(select(PlatformIdentity).where(PlatformIdentity.member_id == gone_id)).all()
+    for identity in identities:
+        identity.member_id = keep_id
+        session.add(identity)
+
+    kept_rsvps = {r.event_id: r for r in session.exec(select(Rsvp).where(Rsvp.member_id == keep_id)).all()}
+    for rsvp in session.exec(select(Rsvp).where(Rsvp.member_id == gone_id)).all():
+        other = kept_rsvps.get(rsvp.event_id)
+        if other is None:
+            rsvp.member_id = keep_id
+            session.add(rsvp)
+            continue
+        if rsvp.updated_at > other.updated_at:
+            other.status, other.updated_at = rsvp.status, rsvp.updated_at
+            session.add(other)
+        session.delete(rsvp)
+
+    for event in session.exec(select(Event).where(Event.organiser_member_id == gone_id)).all():
+        event.organiser_member_id = keep_id
+        session.add(event)
+    for resource in session.exec(select(Resource).where(Resource.added_by_member_id == gone_id)).all():
+        resource.added_by_member_id = keep_id
+        session.add(resource)
+    for code in session.exec(select(LinkCode).where(LinkCode.member_id == gone_id)).all():
+        session.delete(code)
+
+    for field in MERGED_PROFILE_FIELDS:
+        if not getattr(keep, field).strip() and getattr(gone, field).strip():
+            setattr(keep, field, getattr(gone, field))
+    external_key = gone.external_key if keep.external_key is None else None
+    keep.updated_at = now or utcnow()
+    session.add(keep)
+    session.flush()  # everything points at keep before gone is deleted (foreign keys)
+
+    session.delete(gone)
+    session.flush()
+    if external_key is not None:  # unique per community: only once gone's row is deleted
+        keep.external_key = external_key
+        session.add(keep)
+        session.flush()

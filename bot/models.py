@@ -210,6 +210,26 @@ class Rsvp(SQLModel, table=True):
     updated_at: datetime = _ts(default_factory=utcnow)
 
 
+class LinkCode(SQLModel, table=True):
+    """A one-time code that joins two accounts of one person (``/profile link``).
+
+    Issued to ``member_id`` on ``platform``; sent from another account in the same community before
+    ``expires_at``, it merges that account's member into this one (:mod:`bot.linking`). Only the SHA-256 of
+    the normalised code is stored (the code is a credential); ``used_at`` is set when it is redeemed.
+    """
+
+    __tablename__ = "link_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    platform: str = Field(max_length=20)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts(default_factory=utcnow)
+    expires_at: datetime = _ts()
+    used_at: datetime | None = _ts(default=None)
+
+
 class MessageLog(SQLModel, table=True):
     """One incoming message as handled. ``platform_key`` de-duplicates deliveries (unique)."""
 

@@ -112,6 +112,54 @@ class Settings(BaseSettings):
         "OAuth installations get a community per workspace.",
     )
 
+    wechat_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_WECHAT_ENDPOINT", "WECHATY_PUPPET_SERVICE_ENDPOINT"),
+        description="host:port of the Wechaty puppet service gateway (the gRPC endpoint any puppet provider "
+        "exposes); setting it turns the WeChat adapter on.",
+    )
+    wechat_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("COMMUNITYBOT_WECHAT_TOKEN", "WECHATY_PUPPET_SERVICE_TOKEN"),
+        description="The puppet service token (sent as the gRPC authority and as 'authorization: Wechaty "
+        "TOKEN' on every call).",
+    )
+    wechat_tls: bool = Field(
+        default=False,
+        description="Reach the gateway over TLS (gateways of puppet-service 0.30+ often use it).",
+    )
+    wechat_tls_server_name: str | None = Field(
+        default=None, description="TLS server name to verify (default: the endpoint's host).",
+    )
+    wechat_community: str | None = Field(
+        default=None,
+        description="Community of the WeChat account's rooms and direct chats (default: default_community); "
+        "give Slack the same name to let members link their two accounts.",
+    )
+    wechat_bot_names: str = Field(
+        default="",
+        description="Comma-separated extra names members use to @mention the bot in rooms (its nickname "
+        "and its alias in each room are known from the gateway).",
+    )
+    wechat_stale_after: float = Field(
+        default=120.0, ge=1.0,
+        description="Seconds after which a message is too old to answer (replays after a reconnect).",
+    )
+    wechat_send_interval: float = Field(
+        default=2.0, ge=0.0, description="Seconds between two messages to the same room or person.",
+    )
+    wechat_send_spacing: float = Field(
+        default=1.0, ge=0.0, description="Seconds between any two messages of the account.",
+    )
+    wechat_daily_send_cap: int = Field(
+        default=500, ge=1, description="Most messages the account sends in any 24 hours.",
+    )
+    wechat_max_message_bytes: int = Field(
+        default=2000, ge=64, le=16000,
+        description="Longer replies are split at line boundaries into parts of at most this many UTF-8 "
+        "bytes.",
+    )
+
     def resolved_database_url(self) -> str:
         """The database URL in effect: ``database_url`` or the SQLite file under ``data_dir``."""
         if self.database_url:

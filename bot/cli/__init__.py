@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from typing import Annotated
+import threading
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,6 +29,10 @@ from bot.cli.nlp import nlp_app
 from bot.cli.slack import slack_app
 from bot.errors import CommunityBotError
 from bot.language import language_code
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.settings import Settings
 
 # torch's OpenMP threads busy-wait by default, which starves other processes on a 2-core machine and makes
 # a single prediction 50x slower under load; this must be set before torch is first imported.
@@ -124,20 +130,51 @@ def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_CO
 
 @app.command()
 def run(data_dir: DataDirOption = None) -> None:
-    """Run the bot on every configured platform (Slack over HTTP or Socket Mode) until interrupted."""
+    """Run the bot on every configured platform (Slack over HTTP or Socket Mode, WeChat through a Wechaty
+    puppet service gateway) until interrupted."""
     from bot.app import build_app
 
     settings = load_settings(data_dir)
-    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+    slack_on = settings.slack_signing_secret is not None or settings.slack_app_token is not None
+    if not slack_on and not settings.wechat_endpoint:
         raise fail(
             "no platform is configured: set COMMUNITYBOT_SLACK_SIGNING_SECRET (or SLACK_SIGNING_SECRET) and "
-            "COMMUNITYBOT_SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN; README, section Slack), or talk to the bot "
-            "here with `communitybot chat`",
+            "COMMUNITYBOT_SLACK_BOT_TOKEN (or SLACK_BOT_TOKEN; README, section Slack), or "
+            "COMMUNITYBOT_WECHAT_ENDPOINT (README, section WeChat), or talk to the bot here with "
+            "`communitybot chat`",
             code=2,
         )
+    app_ = build_app(settings)
+    wechat = None
+    if settings.wechat_endpoint:
+        from adapters import wechat as wechat_adapter
+
+        try:
+            wechat = wechat_adapter.from_settings(settings, app_.handle, engine=app_.engine)
+        except ValueError as exc:
+            raise fail(str(exc), code=2) from exc
+        typer.echo(f"WeChat: connecting to the gateway at {settings.wechat_endpoint}; stop with Ctrl-C.",
+                   err=True)
+        if not slack_on:
+            try:
+                asyncio.run(wechat.run())
+            except KeyboardInterrupt:
+                pass
+            finally:
+                wechat.close()
+            return
+        threading.Thread(target=asyncio.run, args=(wechat.run(),), name="wechat", daemon=True).start()
+    try:
+        _run_slack(settings, app_)
+    finally:
+        if wechat is not None:
+            wechat.close()
+
+
+def _run_slack(settings: Settings, app_: App) -> None:
+    """Serve Slack (HTTP or Socket Mode) in this thread until interrupted."""
     from adapters import slack
 
-    app_ = build_app(settings)
     try:
         adapter = slack.from_settings(settings, app_.handle, engine=app_.engine)
     except ValueError as exc:

@@ -3,6 +3,12 @@
 ``/bot config`` shows every setting, ``/bot config KEY`` one, ``/bot config KEY VALUE`` (or ``KEY=VALUE``)
 changes one through :func:`bot.community.set_community_setting`, which validates it. Chinese key names
 (时区, 语言, 管理员, ...) are accepted. Values may contain spaces (``digest_cron 0 9 * * 1``).
+
+List settings (admins, announce_channels, listen_channels) take comma-separated items and two shorthands
+for chat platforms whose room ids nobody can type (a WeChat room is ``123456@chatroom``): ``here``
+(``本群``, ``这里``) is the conversation the command is sent in, ``me`` (``我``) the sender as
+``platform:id``; a value starting with ``+`` adds its items to the list and one starting with ``-`` removes
+them (``/bot config listen_channels +here``).
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ def config(ctx: CommandContext, args: str) -> list[Reply]:
     value = " ".join([inline, *words[1:]] if inline else words[1:]).strip()
     if not value:
         return [_show(ctx, (key,))]
+    if key in LIST_KEYS:
+        value = _list_value(ctx, key, value)
     try:
         parsed = set_community_setting(ctx.community, key, value, current=ctx.settings)
     except UsageError as exc:
@@ -58,6 +66,33 @@ def config(ctx: CommandContext, args: str) -> list[Reply]:
     ctx.session.flush()
     shown = _format(parsed)
     return [say(ctx, f"Setting changed: {key} = {shown}", f"设置已更新：{key} = {shown}")]
+
+
+#: Settings that hold lists of ids.
+LIST_KEYS = frozenset({"admins", "announce_channels", "listen_channels"})
+_HERE = frozenset({"here", "this", "本群", "这里", "此群", "本频道"})
+_ME = frozenset({"me", "我"})
+
+
+def _list_value(ctx: CommandContext, key: str, value: str) -> str:
+    """``value`` of a list setting with ``here``/``me`` resolved and ``+``/``-`` applied to the current list,
+    as the comma-separated text :func:`bot.community.set_community_setting` validates."""
+    mode = value[0] if value[0] in "+-" else ""
+    items = []
+    for item in value.lstrip("+-").replace("，", ",").split(","):
+        item = item.strip()
+        if item.lower() in _HERE:
+            item = ctx.message.conversation
+        elif item.lower() in _ME:
+            item = f"{ctx.message.platform}:{ctx.message.sender}"
+        if item:
+            items.append(item)
+    current: list[str] = list(getattr(ctx.settings, key))
+    if mode == "+":
+        items = current + [i for i in items if i not in current]
+    elif mode == "-":
+        items = [i for i in current if i not in items]
+    return ", ".join(items) or " "
 
 
 def _show(ctx: CommandContext, keys: tuple[str, ...]) -> Reply:

@@ -1,21 +1,27 @@
-"""``/profile set KEY: VALUE; KEY: VALUE`` and ``/profile show`` (``/资料 设置``, ``/资料``).
+"""``/profile set KEY: VALUE; KEY: VALUE``, ``/profile show`` and ``/profile link [CODE]`` (``/资料 设置``,
+``/资料``, ``/资料 绑定``).
 
 Keys are English or Chinese (:data:`PROFILE_KEYS`); pairs are separated by ``;``, ``；`` or new lines and
 keys from values by ``:`` or ``：`` (the first one, so URLs in values survive). An empty value clears the
 field. Telling the bot what you offer, need, know or do (``offers``/``needs``/``skills``/``bio``) turns on
-``consent_suggest``: the member expects to be suggested to others.
+``consent_suggest``: the member expects to be suggested to others. ``/profile link`` joins one person's
+accounts on two platforms into one member (:mod:`bot.linking`).
 """
 
 from __future__ import annotations
 
 import re
 
+from sqlmodel import func, select
+
 from bot.commands.context import CommandContext
 from bot.commands.replies import say
 from bot.community import is_timezone, suggest_timezone
 from bot.errors import UsageError
 from bot.i18n import tr
+from bot.linking import CODE_LENGTH, LINK_CODE_TTL, issue_link_code, normalise_code, redeem_link_code
 from bot.messages import Reply
+from bot.models import Member, PlatformIdentity, Rsvp
 
 #: Every accepted key spelling -> the :class:`bot.models.Member` field it sets.
 PROFILE_KEYS: dict[str, str] = {
@@ -145,3 +151,65 @@ def _profile_text(ctx: CommandContext) -> str:
     lines.append(tr(lang, f"Suggested to members who need what you offer: {suggested}",
                     f"会被推荐给有需要的成员：{suggested}"))
     return "\n".join(lines)
+
+
+def link_profile(ctx: CommandContext, args: str) -> list[Reply]:
+    """``/profile link [CODE]`` (``/资料 绑定 [验证码]``): join this account with another of the sender's.
+
+    Without a code: issues a one-time code (:func:`bot.linking.issue_link_code`) and answers privately
+    with it, its lifetime and the line to send from the other account. With a code (``K7MX-P4QD``; a code
+    typed in two groups, ``K7MX P4QD``, is one code): redeems it (:func:`bot.linking.redeem_link_code`),
+    merging this account's member into the issuer's, and answers privately with the kept member's name,
+    the platforms now linked, the RSVPs moved and whether the member is suggested to others.
+
+    Raises:
+        UsageError: more than one argument, or a code that is unknown, expired, used, of another community
+            or of this same account.
+    """
+    words = args.split()
+    if not words:
+        return [_issue(ctx)]
+    code = "".join(words)
+    if len(words) > 1 and len(normalise_code(code)) != CODE_LENGTH:
+        raise UsageError(tr(ctx.language, "Send just the code, e.g. /profile link K7MX-P4QD.",
+                            "只需发送验证码，例如 /资料 绑定 K7MX-P4QD。"))
+    return [_redeem(ctx, code)]
+
+
+def _issue(ctx: CommandContext) -> Reply:
+    code = issue_link_code(ctx.session, member=ctx.member, platform=ctx.message.platform, now=ctx.now,
+                           ttl=LINK_CODE_TTL)
+    minutes = int(LINK_CODE_TTL.total_seconds() // 60)
+    return say(ctx,
+               f"Your link code: {code} (one use, valid for {minutes} minutes).\n"
+               f"From your other account (on the other platform), send:\n/profile link {code}\n"
+               f"(or /资料 绑定 {code}). That account's profile, RSVPs and events then join this one.",
+               f"你的绑定验证码：{code}（只能用一次，{minutes} 分钟内有效）。\n"
+               f"请用你在另一个平台上的账号发送：\n/资料 绑定 {code}\n"
+               f"（或 /profile link {code}）。那个账号的资料、报名和活动随后会并入本账号。",
+               private=True)
+
+
+def _redeem(ctx: CommandContext, code: str) -> Reply:
+    session = ctx.session
+    moved = session.exec(select(func.count()).select_from(Rsvp).where(Rsvp.member_id == ctx.member.id)).one()
+    keep: Member = redeem_link_code(session, member=ctx.member, platform=ctx.message.platform, code=code,
+                                    now=ctx.now, language=ctx.language)
+    platforms = sorted(set(session.exec(
+        select(PlatformIdentity.platform).where(PlatformIdentity.member_id == keep.id)).all()))
+    name = keep.display_name
+    if keep.consent_suggest:
+        suggested_en, suggested_zh = "yes", "是"
+    else:
+        suggested_en = "no (tell members what you offer with /profile set offers: ... to turn it on)"
+        suggested_zh = "否（用 /资料 设置 能提供：…… 填写你能提供的即可开启）"
+    return say(ctx,
+               f"Linked: your accounts are now one member, {name} ({', '.join(platforms)}).\n"
+               f"RSVPs moved from this account: {moved}.\n"
+               f"Suggested to members who need what you offer: {suggested_en}\n"
+               "Send /profile show to see the joined profile.",
+               f"绑定成功：你的账号现在是同一位成员 {name}（{'、'.join(platforms)}）。\n"
+               f"从本账号转移的报名：{moved} 条。\n"
+               f"会被推荐给有需要的成员：{suggested_zh}\n"
+               "发送 /资料 查看合并后的资料。",
+               private=True)

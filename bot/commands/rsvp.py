@@ -1,10 +1,16 @@
 """``/rsvp ID [yes|no|maybe]`` (``/报名 ID``, ``/取消报名 ID``): a member's answer to an event.
 
+Platforms without buttons (WeChat groups) offer short reply codes instead (``报名 3``, ``rsvp 3 no``):
+:func:`reply_code` writes them, :func:`command_for_reply_code` reads them back.
+
 One row per (event, member): answering again updates it. A "yes" is refused when the event is full
 (a waitlist is a later feature); nobody can answer a cancelled or past event.
 """
 
 from __future__ import annotations
+
+import re
+import unicodedata
 
 from sqlmodel import select
 
@@ -92,3 +98,42 @@ def button_command(action: str, value: str) -> str | None:
     if action not in answers or not value.strip().isdigit():
         return None
     return f"/rsvp {value.strip()} {answers[action]}"
+
+
+#: A whole message that is an RSVP reply code: ``报名 3``, ``报名3``, ``参加 #3``, ``rsvp 3``, ``RSVP 3 no``,
+#: ``不去 3``, ``取消报名 3``. Only a message that is nothing but the code counts (``+1`` or ``3`` alone never
+#: do: people write those in group chats all the time).
+_REPLY_CODE = re.compile(
+    r"^\s*(?:(?P<yes>报名|参加|rsvp)|(?P<no>不去|取消报名))\s*#?(?P<id>\d{1,9})"
+    r"(?:\s+(?P<answer>yes|no|maybe|去|不去|待定))?\s*[。.!！]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def reply_code(action: str, value: str, *, language: str) -> str | None:
+    """The short text a member can send instead of pressing an RSVP button, on platforms without buttons
+    (WeChat groups): ``报名 3`` / ``不去 3`` in Chinese, ``rsvp 3`` / ``rsvp 3 no`` in English. ``None`` for
+    a button that is not an RSVP. :func:`command_for_reply_code` reads it back."""
+    if action not in (RSVP_YES_ACTION, RSVP_NO_ACTION) or not value.strip().isdigit():
+        return None
+    event_id = value.strip()
+    if action == RSVP_YES_ACTION:
+        return tr(language, f"rsvp {event_id}", f"报名 {event_id}")
+    return tr(language, f"rsvp {event_id} no", f"不去 {event_id}")
+
+
+def command_for_reply_code(text: str) -> str | None:
+    """The command a whole-message RSVP reply code stands for, in the code's language (so is the answer):
+    ``报名 3`` -> ``/报名 3``, ``不去 3`` -> ``/取消报名 3``, ``报名 3 待定`` -> ``/报名 3 待定``,
+    ``rsvp 3 no`` -> ``/rsvp 3 no``; ``None`` for any other text."""
+    match = _REPLY_CODE.match(unicodedata.normalize("NFKC", text))
+    if match is None:
+        return None
+    event_id = match.group("id")
+    chinese = not (match.group("yes") or "").isascii()
+    if match.group("no"):
+        return f"/取消报名 {event_id}"
+    answer = _ANSWERS.get((match.group("answer") or "yes").lower(), YES)
+    if chinese:
+        return f"/报名 {event_id}" + {YES: "", NO: " 不去", MAYBE: " 待定"}[answer]
+    return f"/rsvp {event_id} {answer}"

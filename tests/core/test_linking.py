@@ -1,0 +1,389 @@
+"""``/profile link``: one person's Slack and WeChat accounts joined into one member, through the router."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.db import alembic_config, create_db_engine, session_scope, upgrade_database
+from bot.linking import CODE_ALPHABET, normalise_code
+from bot.members import merge_members
+from bot.messages import HandledMessage, IncomingMessage
+from bot.models import Community, Event, LinkCode, Member, PlatformIdentity, Resource, Rsvp
+from bot.router import Router
+from bot.settings import Settings
+from tests.core.fakes import FakeClassifier, FakeMatcher
+
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+CODE = re.compile(r"\b([A-Z2-9]{4}-[A-Z2-9]{4})\b")
+
+
+class Clock:
+    """The router's clock; tests move it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class People:
+    """Sends messages as Ann on Slack (``U1``) and on WeChat (``wxid_a``), or as anyone else."""
+
+    def __init__(self, router: Router, clock: Clock, engine: Engine) -> None:
+        self.router, self.clock, self.engine = router, clock, engine
+
+    def send(self, platform: str, sender: str, text: str, *, community: str = "default",
+             name: str = "") -> HandledMessage:
+        return self.router.handle(IncomingMessage(
+            platform=platform, community=community, conversation=f"D-{sender}", sender=sender, text=text,
+            received_at=self.clock.now, sender_name=name, is_direct=True))
+
+    def slack(self, text: str, *, sender: str = "U1", community: str = "default") -> HandledMessage:
+        return self.send("slack", sender, text, community=community, name="Ann Lee")
+
+    def wechat(self, text: str, *, sender: str = "wxid_a", community: str = "default") -> HandledMessage:
+        return self.send("wechat", sender, text, community=community, name="安")
+
+    def issue(self, platform: str = "slack", sender: str = "U1", command: str = "/profile link") -> str:
+        result = self.send(platform, sender, command)
+        found = CODE.search(result.text)
+        assert found, result.text
+        return found.group(1)
+
+    def members(self) -> list[Member]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(Member).order_by(col(Member.id))).all())
+
+    def identities(self) -> dict[tuple[str, str], int]:
+        with Session(self.engine) as s:
+            return {(i.platform, i.platform_user_id): i.member_id for i in s.exec(select(PlatformIdentity))}
+
+    def rsvps(self) -> dict[int, tuple[int, str, datetime]]:
+        """event id -> (member id, status, updated_at)."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(Rsvp).order_by(col(Rsvp.event_id))).all()
+            assert len({r.event_id for r in rows}) == len(rows)
+            return {r.event_id: (r.member_id, r.status, r.updated_at) for r in rows}
+
+    def set_consent(self, platform: str, sender: str, **flags: bool) -> None:
+        with session_scope(self.engine) as s:
+            identity = s.exec(select(PlatformIdentity).where(
+                PlatformIdentity.platform == platform, PlatformIdentity.platform_user_id == sender)).one()
+            member = s.get(Member, identity.member_id)
+            assert member is not None
+            for flag, value in flags.items():
+                setattr(member, flag, value)
+            s.add(member)
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, made once per module; each test works on a copy (migrating is slow)."""
+    path = tmp_path_factory.mktemp("linking") / "template.sqlite3"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    engine.dispose()
+    return path
+
+
+def _people(engine: Engine, settings: Settings) -> People:
+    clock = Clock(NOW)
+    router = Router(engine=engine, settings=settings, classifier=lambda: FakeClassifier([]),
+                    matcher=lambda: FakeMatcher(), clock=clock)
+    return People(router, clock, engine)
+
+
+@pytest.fixture
+def people(migrated_db: Path, tmp_path: Path, settings: Settings) -> Iterator[People]:
+    db = tmp_path / "bot.sqlite3"
+    shutil.copy(migrated_db, db)
+    engine = create_db_engine(f"sqlite:///{db}")
+    yield _people(engine, settings)
+    engine.dispose()
+
+
+def fullwidth(text: str) -> str:
+    return "".join("－" if ch == "-" else chr(ord(ch) + 0xFEE0) if ch.isalnum() else ch for ch in text)
+
+
+# --- issuing -----------------------------------------------------------------------------------------------
+
+def test_issue_replies_privately_with_the_code_and_stores_only_its_hash(people: People) -> None:
+    result = people.slack("/profile link")
+    [reply] = result.replies
+    code = CODE.search(reply.text)
+    assert code is not None
+    code_text = code.group(1)
+    assert reply.private and reply.language == "en"
+    assert reply.text == (
+        f"Your link code: {code_text} (one use, valid for 15 minutes).\n"
+        f"From your other account (on the other platform), send:\n/profile link {code_text}\n"
+        f"(or /资料 绑定 {code_text}). That account's profile, RSVPs and events then join this one.")
+    plain = code_text.replace("-", "")
+    assert len(plain) == 8 and set(plain) <= set(CODE_ALPHABET)
+    assert not set(plain) & set("0O1IL")
+    [member] = people.members()
+    with Session(people.engine) as s:
+        [row] = s.exec(select(LinkCode)).all()
+        assert (row.member_id, row.platform, row.community_id) == (member.id, "slack", member.community_id)
+        assert row.code_hash == hashlib.sha256(plain.encode()).hexdigest()
+        assert (row.created_at, row.expires_at, row.used_at) == (NOW, NOW + timedelta(minutes=15), None)
+        stored = " ".join(str(v) for v in row.model_dump().values())
+        assert plain not in stored and code_text not in stored
+
+
+def test_issue_in_chinese(people: People) -> None:
+    [reply] = people.wechat("/资料 绑定").replies
+    code = CODE.search(reply.text)
+    assert code is not None and reply.private and reply.language == "zh"
+    assert reply.text.startswith(f"你的绑定验证码：{code.group(1)}（只能用一次，15 分钟内有效）。")
+    assert f"\n/资料 绑定 {code.group(1)}\n（或 /profile link {code.group(1)}）" in reply.text
+
+
+def test_issuing_again_replaces_the_earlier_code(people: People) -> None:
+    first = people.issue()
+    second = people.issue()
+    assert first != second
+    with Session(people.engine) as s:
+        assert len(s.exec(select(LinkCode)).all()) == 1
+    assert "unknown, expired or already used" in people.wechat(f"/profile link {first}").text
+    assert people.wechat(f"/profile link {second}").text.startswith("Linked:")
+
+
+def test_issuing_clears_the_communitys_expired_codes(people: People) -> None:
+    people.issue("slack", "U1")
+    people.clock.now = NOW + timedelta(hours=1)
+    people.issue("slack", "U2")
+    with Session(people.engine) as s:
+        [row] = s.exec(select(LinkCode)).all()
+        assert row.created_at == NOW + timedelta(hours=1)
+
+
+# --- redeeming ---------------------------------------------------------------------------------------------
+
+def test_link_joins_profile_rsvps_events_resources_and_identities(people: People) -> None:
+    # Ann on WeChat (the account she links TO): a location only, so not suggested to others.
+    people.wechat("/资料 设置 城市：上海")
+    # Ann on Slack: a full profile, suggested to others, quotes allowed; she organises an event, shares a
+    # resource and answers events.
+    people.slack("/profile set offers: angel investing; bio: hardware founder; location: Berlin; "
+                 "timezone: Europe/Berlin")
+    people.set_consent("slack", "U1", consent_quote=True, consent_digest=True)
+    people.slack('/event create "Demo Day" 2027-05-10 18:00')
+    people.slack('/event create "Picnic" 2027-05-11 12:00')
+    people.slack('/event create "Hack Night" 2027-05-12 19:00')
+    people.slack('/resource add "Fundraising guide" https://example.org/guide')
+    people.wechat("/报名 1 不去")                                    # t0: WeChat says no to #1
+    people.clock.now = t1 = NOW + timedelta(hours=1)
+    people.slack("/rsvp 1 yes")                                       # t1: later, wins
+    people.slack("/rsvp 2 maybe")                                     # t1: earlier, loses
+    people.slack("/rsvp 3 yes")                                       # only Slack answered #3
+    people.clock.now = t2 = NOW + timedelta(hours=2)
+    people.wechat("/报名 2 不去")                                     # t2: later, wins
+    wechat_member, slack_member = sorted(people.members(), key=lambda m: m.source)[::-1]
+    assert (wechat_member.source, slack_member.source) == ("wechat:wxid_a", "slack:U1")
+
+    people.clock.now = t3 = NOW + timedelta(hours=3)
+    code = people.issue("wechat", "wxid_a")
+    [reply] = people.slack(f"/profile link {code}").replies
+
+    assert reply.private
+    assert reply.text == (
+        "Linked: your accounts are now one member, 安 (slack, wechat).\n"
+        "RSVPs moved from this account: 3.\n"
+        "Suggested to members who need what you offer: no (tell members what you offer with "
+        "/profile set offers: ... to turn it on)\n"
+        "Send /profile show to see the joined profile.")
+    [member] = people.members()
+    assert member.id == wechat_member.id
+    assert (member.display_name, member.location, member.offers, member.bio, member.timezone) == (
+        "安", "上海", "angel investing", "hardware founder", "Europe/Berlin")
+    # consent: the kept (WeChat) member's flags stand, the Slack member's are dropped
+    assert (member.consent_suggest, member.consent_digest, member.consent_quote) == (False, False, False)
+    assert member.updated_at == t3
+    assert people.identities() == {("slack", "U1"): member.id, ("wechat", "wxid_a"): member.id}
+    assert people.rsvps() == {1: (member.id, "yes", t1), 2: (member.id, "no", t2), 3: (member.id, "yes", t1)}
+    with Session(people.engine) as s:
+        assert [e.organiser_member_id for e in s.exec(select(Event))] == [member.id] * 3
+        assert [r.added_by_member_id for r in s.exec(select(Resource))] == [member.id]
+        [used] = s.exec(select(LinkCode)).all()
+        assert used.used_at == t3
+
+    # either account now sees the one joined profile
+    from_slack, from_wechat = people.slack("/profile show"), people.wechat("/profile show")
+    assert from_slack.text == from_wechat.text
+    assert "Profile of 安" in from_slack.text and "Offers: angel investing" in from_slack.text
+    assert "Location: 上海" in from_slack.text
+    assert "Organiser: 安" in people.slack("/event show 1").text
+    assert len(people.members()) == 1  # no new member from either account afterwards
+
+
+def test_consent_of_the_kept_member_stands_when_it_is_on(people: People) -> None:
+    people.slack("/profile set offers: design reviews")  # Slack: suggested to others
+    people.wechat("/profile set location: Shenzhen")     # WeChat: not suggested
+    people.set_consent("slack", "U1", consent_digest=True)
+    code = people.issue("slack", "U1")
+    result = people.wechat(f"/资料 绑定 {code}")
+    assert result.language == "zh"
+    assert result.text == (
+        "绑定成功：你的账号现在是同一位成员 Ann Lee（slack、wechat）。\n"
+        "从本账号转移的报名：0 条。\n"
+        "会被推荐给有需要的成员：是\n"
+        "发送 /资料 查看合并后的资料。")
+    [member] = people.members()
+    assert (member.offers, member.location) == ("design reviews", "Shenzhen")
+    assert (member.consent_suggest, member.consent_digest, member.consent_quote) == (True, True, False)
+
+
+def test_an_import_key_moves_to_the_kept_member(people: People) -> None:
+    people.slack("/profile show")
+    with session_scope(people.engine) as s:  # as a Slack export import keys the member it updates
+        slack_member = s.exec(select(Member)).one()
+        slack_member.external_key = "slack:U1"
+        s.add(slack_member)
+    code = people.issue("wechat", "wxid_a")
+    assert people.slack(f"/profile link {code}").text.startswith("Linked:")
+    [member] = people.members()
+    assert (member.source, member.external_key) == ("wechat:wxid_a", "slack:U1")
+
+
+def test_a_code_is_used_once(people: People) -> None:
+    code = people.issue()
+    assert people.wechat(f"/profile link {code}").text.startswith("Linked:")
+    refused = people.wechat(f"/profile link {code}", sender="wxid_b").text
+    assert refused == ("That link code is unknown, expired or already used. Ask for a new one with "
+                       "/profile link on your other account.\nUsage: /profile link [CODE]")
+    assert len(people.members()) == 2  # Ann, and wxid_b untouched
+    assert people.identities()[("wechat", "wxid_b")] != people.identities()[("slack", "U1")]
+
+
+def test_an_expired_code_is_refused(people: People) -> None:
+    code = people.issue()
+    people.clock.now = NOW + timedelta(minutes=15)
+    assert "unknown, expired or already used" in people.wechat(f"/profile link {code}").text
+    assert len(people.members()) == 2
+    people.clock.now = NOW + timedelta(minutes=16)
+    fresh = people.issue()
+    people.clock.now = NOW + timedelta(minutes=30)  # 14 minutes later: still valid
+    assert people.wechat(f"/profile link {fresh}").text.startswith("Linked:")
+    assert len(people.members()) == 1
+
+
+def test_a_code_of_another_community_is_refused(people: People) -> None:
+    code = people.issue()
+    refused = people.wechat(f"/profile link {code}", community="other").text
+    assert refused.startswith("That code was issued in another community; only accounts in the same "
+                              "community can be linked.")
+    with Session(people.engine) as s:
+        assert s.exec(select(LinkCode)).one().used_at is None
+        assert len(s.exec(select(Community)).all()) == 2
+    assert len(people.members()) == 2
+
+
+def test_own_code_is_refused(people: People) -> None:
+    code = people.issue()
+    assert people.slack(f"/profile link {code}").text.startswith(
+        "That code belongs to this account. Send it from your OTHER account")
+    assert people.slack(f"/资料 绑定 {code}").text.startswith(
+        "这个验证码是本账号生成的，请从你的另一个账号发送它。")
+    with Session(people.engine) as s:
+        assert s.exec(select(LinkCode)).one().used_at is None
+    assert people.wechat(f"/profile link {code}").text.startswith("Linked:")  # still usable
+
+
+@pytest.mark.parametrize("spell", [
+    str.lower,
+    lambda c: c.replace("-", ""),
+    fullwidth,
+    lambda c: c.replace("-", " ").lower(),
+    lambda c: c.replace("-", "—"),
+    lambda c: f"  {c.lower().replace('-', '')}  ",
+])
+def test_code_normalisation(people: People, spell: object) -> None:
+    code = people.issue()
+    assert callable(spell)
+    result = people.wechat(f"/profile link {spell(code)}")
+    assert result.text.startswith("Linked:"), result.text
+    assert len(people.members()) == 1
+
+
+def test_normalise_code() -> None:
+    assert normalise_code("k7mx-p4qd") == "K7MXP4QD"
+    assert normalise_code("Ｋ７ＭＸ－Ｐ４ＱＤ") == "K7MXP4QD"
+    assert normalise_code(" K7MX\u3000P4QD ") == "K7MXP4QD"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("/profile link K7MX-P4QD extra", "Send just the code, e.g. /profile link K7MX-P4QD."),
+    ("/profile link hello", "That is not a link code; codes look like K7MX-P4QD."),
+    ("/profile link K7MX-P4Q0", "That is not a link code"),
+    ("/profile link K7MX-P4QD", "That link code is unknown, expired or already used."),
+])
+def test_bad_arguments(people: People, text: str, message: str) -> None:
+    reply = people.wechat(text).text
+    assert reply.startswith(message) and reply.endswith("Usage: /profile link [CODE]")
+
+
+def test_help_lists_profile_link(people: People) -> None:
+    assert ("/profile link [CODE] — join your accounts on two platforms (a one-time code)"
+            in people.slack("/help").text)
+    assert "/资料 绑定 [验证码] — 绑定你在两个平台上的账号（一次性验证码）" in people.wechat("/帮助").text
+
+
+def test_merge_members_refuses_one_member_or_two_communities(people: People) -> None:
+    people.slack("/profile show")
+    people.slack("/profile show", community="other")
+    with Session(people.engine) as s:
+        here, there = s.exec(select(Member).order_by(col(Member.id))).all()
+        with pytest.raises(ValueError, match="into itself"):
+            merge_members(s, keep=here, gone=here)
+        with pytest.raises(ValueError, match="different communities"):
+            merge_members(s, keep=here, gone=there)
+
+
+# --- migration ---------------------------------------------------------------------------------------------
+
+def _link_and_downgrade(engine: Engine, settings: Settings) -> None:
+    upgrade_database(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+    people = _people(engine, settings)
+    people.slack("/profile set offers: angel investing")
+    people.slack('/event create "Demo Day" 2027-05-10 18:00')
+    people.wechat("/rsvp 1 yes")
+    people.clock.now = NOW + timedelta(minutes=1)
+    people.slack("/rsvp 1 maybe")
+    code = people.issue("slack", "U1")
+    assert people.wechat(f"/profile link {code.lower()}").text.startswith("Linked:")
+    [member] = people.members()
+    assert people.identities() == {("slack", "U1"): member.id, ("wechat", "wxid_a"): member.id}
+    assert people.rsvps() == {1: (member.id, "maybe", NOW + timedelta(minutes=1))}
+    assert "unknown, expired or already used" in people.wechat(f"/profile link {code}", sender="x").text
+
+    from alembic import command
+
+    command.downgrade(alembic_config(engine), "0004")
+    assert "link_code" not in sa.inspect(engine).get_table_names()
+    upgrade_database(engine)
+    assert "link_code" in sa.inspect(engine).get_table_names()
+
+
+def test_migration_on_sqlite(tmp_path: Path, settings: Settings) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path}/migrate.sqlite3")
+    _link_and_downgrade(engine, settings)
+    engine.dispose()
+
+
+def test_migration_and_linking_on_postgres(pg_engine: Engine, settings: Settings) -> None:
+    _link_and_downgrade(pg_engine, settings)
