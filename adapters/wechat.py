@@ -346,6 +346,7 @@ class WeChatAdapter:
         channel = self._channel()
         metadata = {"authorization": f"Wechaty {self._token}"} if self._token else None
         stub = PuppetStub(channel, timeout=self.call_timeout, metadata=metadata)
+        stream_stub = PuppetStub(channel, metadata=metadata)  # the event stream has no deadline
         healthy = False
         try:
             await stub.start()
@@ -354,7 +355,7 @@ class WeChatAdapter:
             now = self.clock()
             self._set_state("connected" if not self.account_id else "logged_in", connected_since=now)
             self._report_recovery(now)
-            async for event in self._events(stub):
+            async for event in self._events(stream_stub, ding=stub):
                 healthy = True
                 await self._on_event(event)
             raise Disconnected("the gateway closed the event stream", healthy=healthy)
@@ -372,9 +373,9 @@ class WeChatAdapter:
             if healthy and self._down_since is None:
                 self._down_since = self.clock()
 
-    async def _events(self, stub: PuppetStub) -> AsyncIterator[pb.EventResponse]:
-        """The event stream with a watchdog: silence for ``heartbeat_timeout`` gets a ``Ding``; silence
-        again ends the connection."""
+    async def _events(self, stub: PuppetStub, *, ding: PuppetStub) -> AsyncIterator[pb.EventResponse]:
+        """The event stream of ``stub`` with a watchdog: silence for ``heartbeat_timeout`` gets a ``Ding``
+        (through ``ding``, whose calls have a deadline); silence again ends the connection."""
         queue: asyncio.Queue[pb.EventResponse | BaseException | None] = asyncio.Queue()
 
         async def read() -> None:
@@ -399,7 +400,7 @@ class WeChatAdapter:
                             f"no event from the gateway for {2 * self.heartbeat_timeout:.0f} s", healthy=True
                         ) from None
                     pinged = True
-                    await stub.ding(data="communitybot")
+                    await ding.ding(data="communitybot")
                     continue
                 if item is None:
                     return
@@ -411,8 +412,8 @@ class WeChatAdapter:
                 yield item
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            # the reader's own end is collected; a cancellation of this task still propagates
+            await asyncio.gather(reader, return_exceptions=True)
 
     def _report_recovery(self, now: datetime) -> None:
         """After an outage longer than ``notice_after``, log it and tell the admins."""

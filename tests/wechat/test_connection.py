@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -94,3 +95,22 @@ def test_a_silent_gateway_is_pinged_then_dropped(make_bot: Callable[..., WeChatB
 def test_a_malformed_endpoint_says_what_to_write() -> None:
     with pytest.raises(ValueError, match=r"host:port \(e.g. 127.0.0.1:8788\)"):
         WeChatAdapter(handle=lambda m: None, endpoint="wechat.example.org")  # type: ignore[arg-type,return-value]
+
+
+def test_the_event_stream_has_no_call_deadline_and_cancelling_run_stops_it(
+    make_bot: Callable[..., WeChatBot], loop_thread: LoopThread
+) -> None:
+    bot = make_bot(call_timeout=0.3)
+    time.sleep(1.0)  # longer than a unary call may take: the stream must live on
+    assert bot.fake.starts == 1
+    bot.fake.say("hello after a quiet second")
+    bot.fake.wait_sent(1)
+    assert bot.classifier.calls == ["hello after a quiet second"]
+
+    async def cancel() -> bool:
+        bot.task.cancel()
+        done, _ = await asyncio.wait({bot.task}, timeout=5)
+        return bot.task in done
+
+    assert loop_thread.call(cancel()) is True
+    assert bot.task.cancelled()
