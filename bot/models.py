@@ -56,6 +56,13 @@ class Member(SQLModel, table=True):
     """A member (a person, or a company profile imported from a directory) and their profile.
 
     ``skills``, ``offers``, ``needs``, ``languages`` are free text (comma-separated lists are fine).
+    Consents (all opt-in except ``consent_suggest`` for imported directories): ``consent_suggest`` to be
+    suggested to others, ``consent_digest`` for the personal digest, ``consent_quote`` to be quoted,
+    ``consent_event_alerts`` to be told personally of new events matching their interests,
+    ``consent_questions`` to be asked open questions they could answer. ``intro_opt_out`` ("don't introduce
+    me") and ``intro_snooze_until`` govern introductions; ``onboarding`` is the step of the welcome
+    conversation (``""`` not started, a step name, ``done`` or ``skipped``), ``welcomed_at`` when the
+    welcome was sent.
     ``external_key`` identifies the row in an import source so re-imports update instead of duplicating.
     """
 
@@ -75,6 +82,12 @@ class Member(SQLModel, table=True):
     consent_suggest: bool = True
     consent_digest: bool = False
     consent_quote: bool = False
+    consent_event_alerts: bool = False
+    consent_questions: bool = False
+    intro_opt_out: bool = False
+    intro_snooze_until: datetime | None = _ts(default=None)
+    onboarding: str = Field(default="", max_length=20)
+    welcomed_at: datetime | None = _ts(default=None)
     external_key: str | None = Field(default=None, max_length=500)
     source: str = ""
     created_at: datetime = _ts(default_factory=utcnow)
@@ -126,8 +139,9 @@ class EventStatus:
 class Event(SQLModel, table=True):
     """An event. ``starts_at``/``ends_at`` are aware UTC datetimes; ``timezone`` is where it is held.
 
-    An ``all_day`` event (a date without a time, as in many feeds) starts at 00:00 in ``timezone`` and is
-    shown as dates in that zone, never as a clock time converted to another zone.
+    ``reminders`` are minutes before the start at which attendees are reminded (``None``: the community's
+    default, 24 h and 1 h). An ``all_day`` event (a date without a time, as in many feeds) starts at 00:00
+    in ``timezone`` and is shown as dates in that zone, never as a clock time converted to another zone.
     """
 
     __table_args__ = (sa.UniqueConstraint("community_id", "external_key", name="uq_event_external_key"),)
@@ -143,6 +157,7 @@ class Event(SQLModel, table=True):
     place: str = ""
     link: str = ""
     capacity: int | None = None
+    reminders: list[int] | None = Field(default=None, sa_type=sa.JSON)
     organiser_member_id: int | None = Field(default=None, foreign_key="member.id")
     status: str = Field(default=EventStatus.SCHEDULED, max_length=20)
     external_key: str | None = Field(default=None, max_length=500)
@@ -228,6 +243,92 @@ class LinkCode(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
     expires_at: datetime = _ts()
     used_at: datetime | None = _ts(default=None)
+
+
+class NotificationStatus:
+    """Values of :attr:`Notification.status`."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    MISSED = "missed"
+    SKIPPED = "skipped"
+
+
+class Notification(SQLModel, table=True):
+    """One message the bot sends on its own (an announcement, a reminder, a digest, an introduction): the
+    durable outbox of scheduled work.
+
+    ``key`` names the message once and for all (``reminder:12:34:60``): inserting a second row with the
+    same key fails, so a message is queued at most once whoever queues it, and the dispatcher moves a row
+    from ``pending`` to ``sending`` with a conditional update before sending, so it is sent at most once
+    (:mod:`jobs.notifications`). ``platform``/``conversation`` say where (a channel, a group, or a member's
+    direct chat); ``buttons`` are ``[label, action, value]`` triples rendered by each platform.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    kind: str = Field(max_length=30)
+    platform: str = Field(max_length=20)
+    conversation: str = Field(max_length=200)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    text: str = ""
+    language: str = Field(default="en", max_length=10)
+    buttons: list[list[str]] = Field(default_factory=list, sa_type=sa.JSON)
+    status: str = Field(default=NotificationStatus.PENDING, max_length=20, index=True)
+    due_at: datetime = _ts(default_factory=utcnow, index=True)
+    created_at: datetime = _ts(default_factory=utcnow)
+    sent_at: datetime | None = _ts(default=None)
+    error: str = ""
+
+
+class Introduction(SQLModel, table=True):
+    """A double opt-in introduction between two members (``member_a_id < member_b_id``), one per pair.
+
+    ``status``: ``proposed`` (both asked), ``introduced`` (both accepted), ``declined`` (one said no),
+    ``expired`` (no answer in time). ``answer_a``/``answer_b`` are ``yes``/``no``/``snooze``/``""``;
+    ``helped`` is the check-back's answer a week after the introduction.
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint("community_id", "member_a_id", "member_b_id", name="uq_intro_pair"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    member_a_id: int = Field(foreign_key="member.id", index=True)
+    member_b_id: int = Field(foreign_key="member.id", index=True)
+    reason: str = ""
+    status: str = Field(default="proposed", max_length=20)
+    answer_a: str = Field(default="", max_length=10)
+    answer_b: str = Field(default="", max_length=10)
+    created_at: datetime = _ts(default_factory=utcnow)
+    introduced_at: datetime | None = _ts(default=None)
+    checked_back_at: datetime | None = _ts(default=None)
+    helped: bool | None = None
+
+
+class QuestionRoute(SQLModel, table=True):
+    """An open question (a logged message the bot could not answer) routed to a member who may know.
+
+    ``status``: ``asked``, ``answered``, ``declined``; an answer shared with consent becomes the resource
+    ``resource_id``.
+    """
+
+    __tablename__ = "question_route"
+    __table_args__ = (sa.UniqueConstraint("message_log_id", "member_id", name="uq_question_route"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    message_log_id: int = Field(foreign_key="messagelog.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    status: str = Field(default="asked", max_length=20)
+    answer: str = ""
+    asked_at: datetime = _ts(default_factory=utcnow)
+    answered_at: datetime | None = _ts(default=None)
+    resource_id: int | None = Field(default=None, foreign_key="resource.id")
 
 
 class MessageLog(SQLModel, table=True):

@@ -11,6 +11,7 @@ accounts on two platforms into one member (:mod:`bot.linking`).
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from sqlmodel import func, select
 
@@ -32,7 +33,20 @@ PROFILE_KEYS: dict[str, str] = {
     "location": "location", "city": "location", "地点": "location", "城市": "location",
     "languages": "languages", "language": "languages", "语言": "languages",
     "timezone": "timezone", "tz": "timezone", "时区": "timezone",
+    "suggest": "consent_suggest", "推荐": "consent_suggest",
+    "digest": "consent_digest", "周报": "consent_digest", "个人周报": "consent_digest",
+    "alerts": "consent_event_alerts", "活动推荐": "consent_event_alerts", "活动提醒": "consent_event_alerts",
+    "questions": "consent_questions", "问题": "consent_questions", "答疑": "consent_questions",
+    "intros": "intros", "introductions": "intros", "引荐": "intros",
 }
+#: Opt-ins set with ``/profile set KEY: yes|no`` (``intros`` also takes ``snooze DAYS``), with their labels.
+OPT_INS = (("consent_suggest", "Suggested to members who need what you offer", "会被推荐给有需要的成员"),
+           ("consent_digest", "Personal weekly digest", "个人周报"),
+           ("consent_event_alerts", "Told of new events matching your interests", "有匹配的新活动时通知我"),
+           ("consent_questions", "Asked open questions you could answer", "把我可能会答的问题转给我"))
+_YES = frozenset({"yes", "y", "on", "true", "1", "是", "开", "开启", "要", "好"})
+_NO = frozenset({"no", "n", "off", "false", "0", "否", "关", "关闭", "不要", "不"})
+_SNOOZE = re.compile(r"(?:snooze|暂停)\s*(\d{1,3})\s*(?:d|days?|天)?", re.IGNORECASE)
 #: Fields shown by ``/profile show``, with their English and Chinese labels, in order.
 FIELDS = (("bio", "Bio", "简介"), ("skills", "Skills", "技能"), ("offers", "Offers", "能提供"),
           ("needs", "Needs", "需要"), ("location", "Location", "地点"), ("languages", "Languages", "语言"),
@@ -71,6 +85,14 @@ def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
         example = tr(language, "Say what to set, e.g. offers: angel investing; needs: a designer. ",
                      "请写出要设置的内容，例如 能提供：天使投资；需要：设计师。")
         raise UsageError(example + _keys_help(language))
+    for field, value in values.items():
+        if field.startswith("consent_") and _yes_no(value) is None:
+            name = field.removeprefix("consent_")
+            raise UsageError(tr(language, f"Answer yes or no for {name}, not {value!r}.",
+                                f"请回答「是」或「否」，而不是「{value}」。"))
+        if field == "intros" and _yes_no(value) is None and not _SNOOZE.fullmatch(value):
+            raise UsageError(tr(language, "intros: yes, no, or snooze DAYS (e.g. intros: snooze 14).",
+                                "介绍：是、否，或「暂停 天数」（例如 介绍：暂停 14）。"))
     tz = values.get("timezone")
     if tz and not is_timezone(tz):
         suggestion = suggest_timezone(tz)
@@ -117,13 +139,29 @@ def _leading_key(part: str) -> str | None:
     return found
 
 
+def _yes_no(value: str) -> bool | None:
+    word = value.strip().lower()
+    return True if word in _YES else False if word in _NO else None
+
+
 def set_profile(ctx: CommandContext, args: str) -> list[Reply]:
-    """``/profile set KEY: VALUE; ...``: updates ``ctx.member`` and shows the profile."""
+    """``/profile set KEY: VALUE; ...``: updates ``ctx.member`` and shows the profile.
+
+    Opt-ins take yes/no (``digest: yes``, ``问题：否``); ``intros: no`` means "don't introduce me",
+    ``intros: snooze 14`` pauses introductions for 14 days, ``intros: yes`` resumes them.
+    """
     values = parse_profile_pairs(args, language=ctx.language)
     member = ctx.member
     for field, value in values.items():
-        setattr(member, field, value)
-    if any(values.get(f) for f in _SUGGEST_FIELDS):
+        if field.startswith("consent_"):
+            setattr(member, field, bool(_yes_no(value)))
+        elif field == "intros":
+            snooze = _SNOOZE.fullmatch(value.strip())
+            member.intro_snooze_until = ctx.now + timedelta(days=int(snooze.group(1))) if snooze else None
+            member.intro_opt_out = _yes_no(value) is False
+        else:
+            setattr(member, field, value)
+    if "consent_suggest" not in values and any(values.get(f) for f in _SUGGEST_FIELDS):
         member.consent_suggest = True
     member.updated_at = ctx.now
     ctx.session.add(member)
@@ -147,9 +185,18 @@ def _profile_text(ctx: CommandContext) -> str:
     lines = [tr(lang, f"Profile of {member.display_name}", f"{member.display_name} 的资料")]
     for field, en, zh in FIELDS:
         lines.append(f"{tr(lang, en, zh)}{tr(lang, ': ', '：')}{getattr(member, field) or unset}")
-    suggested = tr(lang, "yes", "是") if member.consent_suggest else tr(lang, "no", "否")
-    lines.append(tr(lang, f"Suggested to members who need what you offer: {suggested}",
-                    f"会被推荐给有需要的成员：{suggested}"))
+    for field, en, zh in OPT_INS:
+        answer = tr(lang, "yes", "是") if getattr(member, field) else tr(lang, "no", "否")
+        lines.append(tr(lang, f"{en}: {answer}", f"{zh}：{answer}"))
+    if member.intro_opt_out:
+        intros = tr(lang, "no", "否")
+    elif member.intro_snooze_until is not None and member.intro_snooze_until > ctx.now:
+        day = member.intro_snooze_until.date().isoformat()
+        intros = tr(lang, f"paused until {day}", f"暂停至 {day}")
+    else:
+        intros = tr(lang, "yes", "是")
+    lines.append(tr(lang, f"Introductions to people you should meet: {intros}",
+                    f"为我引荐值得认识的人：{intros}"))
     return "\n".join(lines)
 
 

@@ -356,8 +356,7 @@ def test_merge_members_refuses_one_member_or_two_communities(people: People) -> 
 
 def _link_and_downgrade(engine: Engine, settings: Settings) -> None:
     upgrade_database(engine)
-    with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+    assert "link_code" in sa.inspect(engine).get_table_names()
     people = _people(engine, settings)
     people.slack("/profile set offers: angel investing")
     people.slack('/event create "Demo Day" 2027-05-10 18:00')
