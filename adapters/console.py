@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.members import CONSOLE_USER
-from bot.messages import HandledMessage, IncomingMessage
+from bot.messages import HandledMessage, IncomingMessage, Reply
 
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit", "退出"})
 
@@ -77,3 +77,16 @@ class ConsoleAdapter:
                 stdout.write(f"bot> {reply.text}\n")
             stdout.flush()
         return handled
+
+
+class ConsoleSender:
+    """Posts notifications (scheduled work) to a text stream: what ``communitybot jobs run`` shows for the
+    console's own direct chat (``console:local``) when no chat platform runs in that process."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def send(self, *, community: str, conversation: str, reply: Reply) -> None:
+        """Write ``reply`` as ``[community -> conversation]`` followed by its text."""
+        self.stream.write(f"[{community} -> {conversation}]\n{reply.text}\n")
+        self.stream.flush()

@@ -44,6 +44,8 @@ from slack_sdk.oauth.state_store import OAuthStateStore
 from adapters.outbox import Outbox, RateLimited, TargetGone
 from adapters.slack_markup import decode, escape, strip_mention, user_display_name
 from adapters.slack_store import DatabaseInstallationStore
+from bot.commands import button_command
+from bot.commands.answer import ANSWER_ACTION
 from bot.messages import Button, HandledMessage, IncomingMessage, Reply
 from bot.settings import Settings
 
@@ -83,6 +85,14 @@ BOT_SCOPES = (
     "groups:read",
 )
 """Bot token scopes requested at install (the manifest lists the same, with the reason for each)."""
+JOINED_INTENT = "member_joined"
+"""The intent of the message a join becomes (the core's onboarding welcomes the newcomer)."""
+BUTTON_ACTIONS = re.compile(
+    r"^(rsvp|rsvp_no|feedback|intro_yes|intro_no|intro_snooze|intro_helped|intro_not_helped)(:\d+)?$"
+)
+"""Buttons run as the clicking member's command (:func:`bot.commands.button_command`) or feedback."""
+ANSWER_VIEW = "answer"
+"""The callback id of the answer form."""
 PASSED_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 """Message subtypes that are still a person talking; every other subtype is dropped."""
 
@@ -251,11 +261,14 @@ class SlackAdapter:
         app = self.app
         app.event("message")(self._on_message)
         app.event("app_mention")(self._on_message)
+        app.event("member_joined_channel")(self._on_joined)
         app.event("app_uninstalled")(self._on_uninstalled)
         app.event("tokens_revoked")(self._on_uninstalled)
         for command in SLASH_COMMANDS:
             app.command(command)(ack=_ack_now, lazy=[self._run_command])
-        app.action(re.compile(r"^(rsvp|rsvp_no|feedback)(:\d+)?$"))(ack=_ack_now, lazy=[self._on_button])
+        app.action(BUTTON_ACTIONS)(ack=_ack_now, lazy=[self._on_button])
+        app.action(re.compile(rf"^{ANSWER_ACTION}(:\d+)?$"))(self._on_answer_button)
+        app.view(ANSWER_VIEW)(ack=_ack_now, lazy=[self._on_answer_submitted])
 
     # --- inbound ----------------------------------------------------------------------------------------
 
@@ -365,7 +378,7 @@ class SlackAdapter:
             )
 
     def _on_button(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        """An RSVP or feedback button: run it as the clicking member's command or message."""
+        """An RSVP, introduction or feedback button: run it as the clicking member's command or message."""
         user = str((body.get("user") or {}).get("id", ""))
         channel = str((body.get("channel") or {}).get("id", ""))
         team = self.team(str((body.get("team") or {}).get("id") or self.team_id))
@@ -373,12 +386,14 @@ class SlackAdapter:
             return
         kind, value = str(action.get("action_id", "")).split(":")[0], str(action.get("value", ""))
         intent = None
-        if kind == "rsvp":
-            text = f"/rsvp {value}"
-        elif kind == "rsvp_no":
-            text = f"/rsvp {value} no"
-        else:  # feedback: the button states the intent, the text is what the review queue shows
+        command = button_command(kind, value)
+        if command is not None:
+            text = command
+        elif kind == "feedback":  # the button states the intent, the text is what the review queue shows
             text, intent = ("helpful" if value == "helpful" else "not helpful"), "feedback"
+        else:
+            log.info("slack: a %s button with the value %r stands for nothing", kind, value)
+            return
         message = IncomingMessage(
             platform=PLATFORM,
             community=team.community,
@@ -392,6 +407,67 @@ class SlackAdapter:
         result = self._handle(message)
         for reply in result.replies:
             respond(text=escape(reply.text), response_type="ephemeral", replace_original=False)
+
+    def _on_answer_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """The "Answer" button of a routed question: open a form for the answer at once (the trigger id is
+        valid for 3 seconds); its submission runs ``/answer ID ...`` as the member."""
+        ack()
+        team = self.team(str((body.get("team") or {}).get("id") or self.team_id))
+        route = str(action.get("value", ""))
+        if team is None or not route.isdigit():
+            return
+        try:
+            team.client.views_open(trigger_id=str(body.get("trigger_id", "")), view=answer_view(route))
+        except SlackApiError as exc:
+            log.warning("slack: could not open the answer form (%s)", exc.response.get("error"))
+
+    def _on_answer_submitted(self, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The answer form was sent: run it as the member's ``/answer`` and tell them what happened."""
+        team_id = str((body.get("team") or {}).get("id") or view.get("team_id") or self.team_id)
+        team = self.team(team_id)
+        user = str((body.get("user") or {}).get("id", ""))
+        route = str(view.get("private_metadata", ""))
+        values = (view.get("state") or {}).get("values") or {}
+        text = str(((values.get("answer") or {}).get("text") or {}).get("value") or "").strip()
+        options = ((values.get("share") or {}).get("private") or {}).get("selected_options") or []
+        if team is None or not user or not route.isdigit() or not text:
+            return
+        private = " --private" if options else ""
+        message = IncomingMessage(
+            platform=PLATFORM,
+            community=team.community,
+            conversation=user,
+            sender=user,
+            text=f"/answer {route} {text}{private}",
+            received_at=datetime.now(UTC),
+            is_direct=True,
+        )
+        for reply in self._handle(message).replies:
+            self.post(team_id=team_id, channel=user, reply=reply)
+
+    def _on_joined(self, event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
+        """Someone joined a channel the bot is in: the core welcomes them (once ever; a private reply is
+        sent as an ephemeral-free direct message to them)."""
+        team_id = str(body.get("team_id") or context.team_id or self.team_id)
+        team = self.team(team_id)
+        user, channel = str(event.get("user") or ""), str(event.get("channel") or "")
+        if team is None or not user or not channel or user == team.bot_user_id:
+            return
+        message = IncomingMessage(
+            platform=PLATFORM,
+            community=team.community,
+            conversation=channel,
+            sender=user,
+            text="",
+            received_at=datetime.now(UTC),
+            sender_name=self.display_name(team_id, user),
+            intent=JOINED_INTENT,
+            platform_key=f"{PLATFORM}:{team_id}:joined:{channel}:{user}:{event.get('event_ts', '')}",
+        )
+        result = self._handle(message)
+        for reply in result.replies:
+            target = user if reply.private else channel
+            self.post(team_id=team_id, channel=target, reply=reply)
 
     def _on_uninstalled(self, body: dict[str, Any]) -> None:
         team_id = str(body.get("team_id") or "")
@@ -411,6 +487,28 @@ class SlackAdapter:
         self.outbox.submit(
             (team_id, channel), _Post(team_id, channel, escape(reply.text), render_blocks(reply), thread_ts)
         )
+
+    def send(self, *, community: str, conversation: str, reply: Reply, timeout: float = 120.0) -> None:
+        """Post a notification (scheduled work, :class:`jobs.context.Sender`): ``reply`` to ``conversation``
+        (a channel id, or a user id for a direct message) of the workspace serving ``community``, through
+        the paced outbox; returns once Slack accepted it.
+
+        Raises:
+            LookupError: no installed workspace serves ``community``.
+            TargetGone / SlackApiError / TimeoutError: Slack refused it or did not answer in ``timeout``.
+        """
+        team_id = self._team_of(community)
+        if team_id is None:
+            raise LookupError(f"no Slack workspace serves the community {community!r}")
+        post = _Post(team_id, conversation, escape(reply.text), render_blocks(reply), None)
+        self.outbox.submit((team_id, conversation), post).result(timeout=timeout)
+
+    def _team_of(self, community: str) -> str | None:
+        with self._lock:
+            for team_id, team in self._teams.items():
+                if team.community == community and team_id not in self._uninstalled:
+                    return team_id
+        return self._store.team_of(community) if self._store is not None else None
 
     def _send(self, target: Hashable, post: _Post) -> Any:
         team = self.team(post.team_id)
@@ -443,6 +541,29 @@ class SlackAdapter:
     def close(self) -> None:
         """Send what is queued, then stop the outbox."""
         self.outbox.close()
+
+
+def answer_view(route: str) -> dict[str, Any]:
+    """The modal of the "Answer" button: a multi-line answer and a "keep it private" box (bilingual
+    labels); ``private_metadata`` carries the question route's id."""
+    return {
+        "type": "modal",
+        "callback_id": ANSWER_VIEW,
+        "private_metadata": route,
+        "title": {"type": "plain_text", "text": "Answer · 回答"},
+        "submit": {"type": "plain_text", "text": "Send · 发送"},
+        "blocks": [
+            {"type": "input", "block_id": "answer",
+             "label": {"type": "plain_text", "text": "Your answer · 你的回答"},
+             "element": {"type": "plain_text_input", "action_id": "text", "multiline": True}},
+            {"type": "input", "block_id": "share", "optional": True,
+             "label": {"type": "plain_text", "text": "Sharing · 分享"},
+             "element": {"type": "checkboxes", "action_id": "private", "options": [
+                 {"text": {"type": "plain_text",
+                           "text": "Keep it private (not saved for others) · 不公开（不保存给其他人）"},
+                  "value": "private"}]}},
+        ],
+    }
 
 
 def _ack_now(ack: Ack) -> None:

@@ -139,6 +139,17 @@ class DatabaseInstallationStore(InstallationStore):
             return None if found is None else (found[0], found[1].name)
 
 
+    def team_of(self, community: str) -> str | None:
+        """The team id of the active installation serving ``community`` (by name), else ``None``."""
+        with session_scope(self._engine) as session:
+            found = session.exec(
+                select(SlackInstallation.team_id)
+                .join(Community, col(Community.id) == col(SlackInstallation.community_id))
+                .where(Community.name == community, col(SlackInstallation.revoked_at).is_(None))
+            ).first()
+            return None if found is None else str(found)
+
+
 def _bot_fields(row: SlackInstallation) -> dict[str, Any]:
     """The fields slack-sdk's ``Bot`` and ``Installation`` share, from an installation row."""
     return {

@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "wechat"
+#: The intent of the message a room join becomes (the core's onboarding welcomes the newcomer).
+JOINED_INTENT = "member_joined"
 Handle = Callable[[IncomingMessage], HandledMessage]
 
 #: Message types that carry no text to read (everything but text; recalled messages are dropped silently).
@@ -482,10 +484,40 @@ class WeChatAdapter:
             self._set_state("waiting_for_scan", qr_code=qr)
             log.warning("wechat: login needed: scan this QR code with the bot's WeChat account: %s",
                         qr or "(none)")
+        elif kind == pb.EventType.EVENT_TYPE_ROOM_JOIN:
+            await self._on_room_join(payload)
         elif kind == pb.EventType.EVENT_TYPE_ERROR:
             log.warning("wechat: the gateway reports an error: %s", payload.get("data", payload))
         elif kind == pb.EventType.EVENT_TYPE_RESET:
             raise Disconnected("the gateway asked for a reset", healthy=True)
+
+    async def _on_room_join(self, payload: dict[str, Any]) -> None:
+        """People joined a room: each becomes a ``member_joined`` message for the core's welcome (not for a
+        join replayed from before the connection, nor for the bot itself)."""
+        room = str(payload.get("roomId") or "")
+        invitees = payload.get("inviteeIdList") or []
+        if not room or not isinstance(invitees, list):
+            return
+        now = self.clock()
+        raw = payload.get("timestamp")
+        joined = message_time(int(raw), now=now) if isinstance(raw, (int, float)) else now
+        if self._stale(joined, now):
+            return
+        for contact in (str(c) for c in invitees if c and str(c) != self.account_id):
+            message = IncomingMessage(
+                platform=PLATFORM,
+                community=self.community,
+                conversation=room,
+                sender=contact,
+                text="",
+                received_at=joined,
+                sender_name=await self._sender_name(contact, room),
+                platform_key=f"{PLATFORM}:joined:{room}:{contact}:{int(joined.timestamp())}",
+                intent=JOINED_INTENT,
+            )
+            future = self._worker.submit(self._process, message)
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
 
     async def _on_login(self, contact_id: str) -> None:
         name = await self._contact_name(contact_id) if contact_id else ""
@@ -627,16 +659,21 @@ class WeChatAdapter:
             ids = (mention,) if mention and mention_name and index == 0 else ()
             self.outbox.submit(conversation, _Part(conversation, part, ids))
 
-    def post(self, conversation: str, text: str) -> Future[Any]:
-        """Queue a plain text for ``conversation`` (a room or contact id) through the paced outbox (used by
-        scheduled jobs); longer texts are split like replies. The future is that of the last part."""
+    def send(self, *, community: str, conversation: str, reply: Reply, timeout: float = 300.0) -> None:
+        """Post a notification (scheduled work, :class:`jobs.context.Sender`): ``reply`` rendered as text to
+        ``conversation`` (a room or contact id) through the paced outbox; returns once the gateway took the
+        last part. ``community`` is the account's own (one account serves one community).
+
+        Raises:
+            LookupError: ``community`` is not this account's.
+            DailyCapReached / ConnectionError / TimeoutError: the send did not happen.
+        """
+        if community != self.community:
+            raise LookupError(f"the WeChat account serves {self.community!r}, not {community!r}")
         futures = [self.outbox.submit(conversation, _Part(conversation, part))
-                   for part in split_text(text, max_bytes=self.max_message_bytes)]
-        if futures:
-            return futures[-1]
-        done: Future[Any] = Future()
-        done.set_result(None)
-        return done
+                   for part in split_text(render_text(reply), max_bytes=self.max_message_bytes)]
+        for future in futures:
+            future.result(timeout=timeout)
 
     def _send(self, target: Hashable, part: _Part) -> str:
         """On the outbox thread: one MessageSendText on the adapter's event loop."""

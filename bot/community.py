@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from bot.db import get_or_insert
 from bot.errors import UsageError
+from bot.events import DEFAULT_REMINDERS, MAX_REMINDER_MINUTES, parse_reminder_offsets
 from bot.models import Community
 from bot.settings import Settings
 
@@ -153,6 +154,10 @@ def _check_cron_field(value: str, field: str, low: int, high: int, names: dict[s
 # --- settings --------------------------------------------------------------------------------------------
 
 
+#: Chinese words for on and off in switch settings (pydantic reads on/off, yes/no, true/false, 1/0).
+_SWITCHES = {"开": "on", "开启": "on", "打开": "on", "是": "on", "关": "off", "关闭": "off", "否": "off"}
+
+
 def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.replace("，", ",").split(",") if part.strip()]
@@ -173,6 +178,13 @@ class CommunitySettings(BaseModel):
         intent_confidence_floor: below this confidence the bot does not guess, in [0, 1].
         match_threshold: minimum fused score of a match shown in replies, in [-1, 2]; ``None`` (set it to
             ``auto``) uses the embedding model's calibrated default.
+        reminder_minutes: when members going to an event are reminded, in minutes before its start
+            (default 24 h and 1 h: ``[1440, 60]``), unless the event sets its own (``/event create
+            --remind``); each a whole number from 1 to 30 days; written ``1440, 60`` or ``24h, 1h``;
+            ``none`` for no reminders.
+        post_event_intros: after an event, tell each attendee which other attendees they should meet.
+        question_route_after_minutes: how long a question the bot could not answer waits before it is
+            routed to members who may know (whole minutes, 1 to 7 days).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -185,6 +197,9 @@ class CommunitySettings(BaseModel):
     digest_cron: str = "0 9 * * 1"
     intent_confidence_floor: float = Field(default=0.55, ge=0.0, le=1.0)
     match_threshold: float | None = Field(default=None, ge=-1.0, le=2.0)
+    reminder_minutes: list[int] = Field(default_factory=lambda: list(DEFAULT_REMINDERS))
+    post_event_intros: bool = False
+    question_route_after_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
 
     @field_validator("timezone")
     @classmethod
@@ -208,6 +223,33 @@ class CommunitySettings(BaseModel):
     def _auto_threshold(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "auto", "none", "default", "自动"):
             return None
+        return value
+
+    @field_validator("reminder_minutes", mode="before")
+    @classmethod
+    def _read_offsets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_reminder_offsets(value)
+            except ValueError as exc:
+                raise ValueError(f"{exc.args[0]!r} is not a reminder time; write minutes before the start "
+                                 "separated by commas (1440, 60) or durations (24h, 1h, 30m, 2d)") from exc
+        return value
+
+    @field_validator("reminder_minutes")
+    @classmethod
+    def _check_offsets(cls, value: list[int]) -> list[int]:
+        for minutes in value:
+            if not 0 < minutes <= MAX_REMINDER_MINUTES:
+                raise ValueError(f"a reminder time must be 1 to {MAX_REMINDER_MINUTES} minutes (30 days) "
+                                 f"before the start, not {minutes}")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("post_event_intros", mode="before")
+    @classmethod
+    def _chinese_switch(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _SWITCHES.get(value.strip(), value)
         return value
 
     _split = field_validator("admins", "announce_channels", "listen_channels", mode="before")(

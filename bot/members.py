@@ -8,7 +8,19 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from bot.db import get_or_insert
-from bot.models import Community, Event, LinkCode, Member, PlatformIdentity, Resource, Rsvp, utcnow
+from bot.models import (
+    Community,
+    Event,
+    Introduction,
+    LinkCode,
+    Member,
+    Notification,
+    PlatformIdentity,
+    QuestionRoute,
+    Resource,
+    Rsvp,
+    utcnow,
+)
 
 #: The console / CLI user: the local admin and organiser of every community.
 CONSOLE_USER = "local"
@@ -76,6 +88,9 @@ def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime
       later ``updated_at`` wins (on a tie ``keep``'s stands) and the other row is deleted;
     * the events ``gone`` organises (``Event.organiser_member_id``) and the resources it added
       (``Resource.added_by_member_id``);
+    * scheduled work: its queued notifications, the questions routed to it (where ``keep`` was not asked
+      the same one) and its introductions (an introduction between the two accounts, or one ``keep``
+      already has with the same person, is dropped);
     * profile text (:data:`MERGED_PROFILE_FIELDS`): each field that is empty on ``keep`` is filled from
       ``gone``; a field ``keep`` has filled is never overwritten. ``keep``'s ``display_name`` stands;
       ``gone``'s ``external_key`` (an import's key) is carried over when ``keep`` has none, so a re-import
@@ -126,6 +141,7 @@ def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime
         session.add(resource)
     for code in session.exec(select(LinkCode).where(LinkCode.member_id == gone_id)).all():
         session.delete(code)
+    _move_scheduled_work(session, keep_id=keep_id, gone_id=gone_id)
 
     for field in MERGED_PROFILE_FIELDS:
         if not getattr(keep, field).strip() and getattr(gone, field).strip():
@@ -141,3 +157,32 @@ def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime
         keep.external_key = external_key
         session.add(keep)
         session.flush()
+
+
+def _move_scheduled_work(session: Session, *, keep_id: int, gone_id: int) -> None:
+    """Point ``gone_id``'s notifications, routed questions and introductions at ``keep_id`` (see
+    :func:`merge_members`)."""
+    for note in session.exec(select(Notification).where(Notification.member_id == gone_id)).all():
+        note.member_id = keep_id
+        session.add(note)
+    asked = set(session.exec(
+        select(QuestionRoute.message_log_id).where(QuestionRoute.member_id == keep_id)).all())
+    for route in session.exec(select(QuestionRoute).where(QuestionRoute.member_id == gone_id)).all():
+        if route.message_log_id in asked:
+            session.delete(route)
+            continue
+        route.member_id = keep_id
+        session.add(route)
+    pairs = {frozenset((i.member_a_id, i.member_b_id)) for i in session.exec(select(Introduction).where(
+        (Introduction.member_a_id == keep_id) | (Introduction.member_b_id == keep_id))).all()}
+    for intro in session.exec(select(Introduction).where(
+            (Introduction.member_a_id == gone_id) | (Introduction.member_b_id == gone_id))).all():
+        other = intro.member_b_id if intro.member_a_id == gone_id else intro.member_a_id
+        if other == keep_id or frozenset((keep_id, other)) in pairs:
+            session.delete(intro)
+            continue
+        mine = intro.answer_a if intro.member_a_id == gone_id else intro.answer_b
+        theirs = intro.answer_b if intro.member_a_id == gone_id else intro.answer_a
+        intro.member_a_id, intro.member_b_id = min(keep_id, other), max(keep_id, other)
+        intro.answer_a, intro.answer_b = (mine, theirs) if keep_id < other else (theirs, mine)
+        session.add(intro)

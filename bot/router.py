@@ -8,6 +8,9 @@ Order of work for one message (DESIGN, "One message, end to end"):
    predicts an intent; below the community's confidence floor the bot offers the two likeliest readings
    and flags the message for review instead of guessing;
 4. the intent's handler answers through the matcher.
+Onboarding (:mod:`bot.onboarding`): a join event (``intent="member_joined"``) gets the welcome, once per
+member; while a member's welcome conversation waits for an answer, their direct non-command messages are
+its answers instead of going to the classifier.
 A failure while handling one message is logged with its traceback and answered with an apology; it never
 propagates to the adapter.
 """
@@ -23,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot import onboarding
 from bot.commands import is_command, run_command
 from bot.commands.context import CommandContext
 from bot.community import CommunitySettings, community_settings, get_or_create_community
@@ -39,7 +43,7 @@ from bot.intents import (
 from bot.language import choose_language, language_code
 from bot.members import CONSOLE_USER, member_for_sender
 from bot.messages import HandledMessage, IncomingMessage, Match, MatchKind, Reply
-from bot.models import Member, MessageLog
+from bot.models import Community, Member, MessageLog
 from bot.ports import IntentClassifier, IntentPrediction, Matcher
 from bot.settings import Settings
 
@@ -168,6 +172,8 @@ class Router:
                 display_name=message.sender_name,
             )
             language = choose_language(text, _first_language(member), settings.language)
+            if message.intent == onboarding.JOINED:
+                return self._welcome(session, message, community, member, language, now)
             if is_command(text):
                 ctx = CommandContext(
                     session=session,
@@ -192,6 +198,13 @@ class Router:
                     review=False,
                 )
                 return HandledMessage(replies=tuple(replies), intent="command", language=language)
+            if message.is_direct and not message.intent:
+                answered = onboarding.take_answer(session, member=member, text=text, language=language,
+                                                  now=now)
+                if answered is not None:
+                    self._log(session, message, community.id, language, intent="onboarding", confidence=None,
+                              answered=True, review=False)
+                    return HandledMessage(replies=tuple(answered), intent="onboarding", language=language)
             if not self._addressed(message, settings):
                 return HandledMessage(replies=(), language=language)
             if not _HAS_LETTER.search(text):
@@ -246,6 +259,15 @@ class Router:
                 language=language,
                 matches=tuple(result.matches),
             )
+
+    def _welcome(self, session: Session, message: IncomingMessage, community: Community, member: Member,
+                 language: str, now: datetime) -> HandledMessage:
+        """A join event: the welcome (private, once per member ever; none the second time)."""
+        replies = onboarding.welcome(session, member=member, community_name=community.name, language=language,
+                                     now=now)
+        self._log(session, message, community.id, language, intent=onboarding.JOINED, confidence=None,
+                  answered=bool(replies), review=False)
+        return HandledMessage(replies=tuple(replies), intent=onboarding.JOINED, language=language)
 
     def _unsure(self, ctx: IntentContext, readings: list[str]) -> IntentResult:
         lang = ctx.language

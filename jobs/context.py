@@ -39,6 +39,8 @@ class JobContext:
             notifications for other platforms wait for a process that serves them.
         matcher: returns the matcher (loaded on first use; jobs that rank members call it).
         clock: the current aware UTC time (tests inject a fake one).
+        force: an organiser asked for the job now (``communitybot jobs run NAME --now``): jobs tied to a
+            time of day (the digest) treat ``now`` as their scheduled time.
     """
 
     engine: Engine
@@ -46,6 +48,7 @@ class JobContext:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     matcher: Callable[[], Matcher] | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    force: bool = False
 
     def get_matcher(self) -> Matcher:
         """The matcher.

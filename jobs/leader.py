@@ -43,7 +43,7 @@ class LeaderLock:
             path = lock_path or default
             if path is None:
                 raise ValueError("an in-memory SQLite database has no lock file: give lock_path")
-            self._file = FileLock(str(path))
+            self._file = FileLock(str(path), thread_local=False)  # taken by the poller, freed by stop()
 
     @property
     def held(self) -> bool:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,6 +25,7 @@ from bot.cli.common import (
 )
 from bot.cli.importing import import_app
 from bot.cli.index import index_app
+from bot.cli.jobs import jobs_app
 from bot.cli.models import models_app
 from bot.cli.nlp import nlp_app
 from bot.cli.slack import slack_app
@@ -55,6 +57,7 @@ app.add_typer(nlp_app, name="nlp")
 app.add_typer(db_app, name="db")
 app.add_typer(community_app, name="community")
 app.add_typer(slack_app, name="slack")
+app.add_typer(jobs_app, name="jobs")
 
 
 
@@ -131,8 +134,9 @@ def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_CO
 @app.command()
 def run(data_dir: DataDirOption = None) -> None:
     """Run the bot on every configured platform (Slack over HTTP or Socket Mode, WeChat through a Wechaty
-    puppet service gateway) until interrupted."""
+    puppet service gateway) until interrupted, with the scheduler (active in one process at a time)."""
     from bot.app import build_app
+    from bot.cli.jobs import scheduler_for
 
     settings = load_settings(data_dir)
     slack_on = settings.slack_signing_secret is not None or settings.slack_app_token is not None
@@ -145,45 +149,59 @@ def run(data_dir: DataDirOption = None) -> None:
             code=2,
         )
     app_ = build_app(settings)
-    wechat = None
-    if settings.wechat_endpoint:
-        from adapters import wechat as wechat_adapter
-
-        try:
-            wechat = wechat_adapter.from_settings(settings, app_.handle, engine=app_.engine)
-        except ValueError as exc:
-            raise fail(str(exc), code=2) from exc
-        typer.echo(f"WeChat: connecting to the gateway at {settings.wechat_endpoint}; stop with Ctrl-C.",
-                   err=True)
-        if not slack_on:
-            try:
-                asyncio.run(wechat.run())
-            except KeyboardInterrupt:
-                pass
-            finally:
-                wechat.close()
-            return
-        threading.Thread(target=asyncio.run, args=(wechat.run(),), name="wechat", daemon=True).start()
+    senders: dict[str, Any] = {}
     try:
-        _run_slack(settings, app_)
-    finally:
+        wechat = _wechat_adapter(settings, app_) if settings.wechat_endpoint else None
+        slack = _slack_adapter(settings, app_) if slack_on else None
+    except ValueError as exc:
+        raise fail(str(exc), code=2) from exc
+    if wechat is not None:
+        senders["wechat"] = wechat
+    if slack is not None:
+        senders["slack"] = slack
+    scheduler = scheduler_for(settings, app_.engine, senders)
+    scheduler.start()
+    try:
+        if wechat is not None and slack is None:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(wechat.run())
+            return
         if wechat is not None:
-            wechat.close()
+            threading.Thread(target=asyncio.run, args=(wechat.run(),), name="wechat", daemon=True).start()
+        if slack is not None:
+            _serve_slack(settings, slack)
+    finally:
+        scheduler.stop()
+        for adapter in senders.values():
+            adapter.close()
 
 
-def _run_slack(settings: Settings, app_: App) -> None:
+def _wechat_adapter(settings: Settings, app_: App) -> Any:
+    from adapters import wechat
+
+    adapter = wechat.from_settings(settings, app_.handle, engine=app_.engine)
+    typer.echo(f"WeChat: connecting to the gateway at {settings.wechat_endpoint}; stop with Ctrl-C.",
+               err=True)
+    return adapter
+
+
+def _slack_adapter(settings: Settings, app_: App) -> Any:
+    from adapters import slack
+
+    if settings.slack_mode == "socket" and settings.slack_app_token is None:
+        raise ValueError("Socket Mode needs COMMUNITYBOT_SLACK_APP_TOKEN (an xapp- app-level token)")
+    return slack.from_settings(settings, app_.handle, engine=app_.engine)
+
+
+def _serve_slack(settings: Settings, adapter: Any) -> None:
     """Serve Slack (HTTP or Socket Mode) in this thread until interrupted."""
     from adapters import slack
 
-    try:
-        adapter = slack.from_settings(settings, app_.handle, engine=app_.engine)
-    except ValueError as exc:
-        raise fail(str(exc), code=2) from exc
     if settings.slack_mode == "socket":
-        if settings.slack_app_token is None:
-            raise fail("Socket Mode needs COMMUNITYBOT_SLACK_APP_TOKEN (an xapp- app-level token)", code=2)
+        assert settings.slack_app_token is not None
         typer.echo("Slack: connecting over Socket Mode; stop with Ctrl-C.", err=True)
-        adapter.socket_mode_handler(settings.slack_app_token.get_secret_value()).start()
+        with contextlib.suppress(KeyboardInterrupt):
+            adapter.socket_mode_handler(settings.slack_app_token.get_secret_value()).start()
         return
     server = slack.serve_http(adapter, port=settings.slack_port)
     typer.echo(f"Slack: listening on :{settings.slack_port}/slack/events; stop with Ctrl-C.", err=True)
@@ -193,7 +211,6 @@ def _run_slack(settings: Settings, app_: App) -> None:
         pass
     finally:
         server.server_close()
-        adapter.close()
 
 
 @app.command()

@@ -38,7 +38,8 @@ BOT_SCOPES: dict[str, str] = {
     "commands": "receive /event, /rsvp, /profile, /resource, /bot and /privacy",
     "users:read": "display names and time zones of members; resolve a typed @name to a user",
     "im:write": "open a direct message for reminders to attendees and double opt-in introductions",
-    "channels:read": "channel names for #channel in commands and for digest and announcement channels",
+    "channels:read": "channel names for #channel in commands, digest and announcement channels, and who "
+    "joined a channel (member_joined_channel, to welcome them)",
     "groups:read": "the same for private channels the bot is in",
     "files:write": "send a member their data as a JSON file (/privacy export)",
 }
@@ -50,6 +51,7 @@ BOT_EVENTS: tuple[str, ...] = (
     "message.im",
     "message.mpim",
     "app_mention",
+    "member_joined_channel",  # welcome newcomers (channels:read, groups:read)
     "app_uninstalled",  # forget a workspace's installation when the app is removed
     "tokens_revoked",  # stop using revoked tokens
 )

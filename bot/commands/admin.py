@@ -28,6 +28,8 @@ ZH_CONFIG_KEYS = {
     "时区": "timezone", "语言": "language", "管理员": "admins", "公告频道": "announce_channels",
     "公告群": "announce_channels", "监听频道": "listen_channels", "监听群": "listen_channels",
     "周报时间": "digest_cron", "置信度下限": "intent_confidence_floor", "匹配阈值": "match_threshold",
+    "提醒时间": "reminder_minutes", "活动后引荐": "post_event_intros",
+    "问题转交等待": "question_route_after_minutes",
 }
 
 

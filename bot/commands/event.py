@@ -3,31 +3,71 @@
 Times are read and shown in the community's time zone (``ctx.settings.zone``) and stored as UTC. Only the
 organiser or an admin may edit or cancel an event. An event is *past* once it has ended (its end, or its
 start when it has no end, is before now).
+
+What the commands queue (never send; :mod:`bot.events`, :mod:`bot.notifications`): a new event, and each
+change of its title, time, place, capacity or description, is announced in the community's
+``announce_channels`` in the community's language, with RSVP buttons; a new event is also told personally to
+members who opted in to event alerts and whose profile matches it; raising the capacity promotes the
+waitlist; a cancellation is told to everyone who answered yes, maybe or waited, and drops their reminders.
+``--remind 24h,1h`` sets an event's own reminders (else the community's ``reminder_minutes``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.commands.context import CommandContext
 from bot.commands.dates import looks_like_date_start, parse_when
-from bot.commands.parsing import Flag, Token, join_tokens, parse_args, parse_id, parse_positive_int
+from bot.commands.parsing import (
+    Flag,
+    ParsedArgs,
+    Token,
+    join_tokens,
+    parse_args,
+    parse_id,
+    parse_positive_int,
+)
 from bot.commands.replies import say
 from bot.errors import NotFoundError, PermissionDenied, UsageError
-from bot.events import event_line, is_past, past_events, upcoming_events
+from bot.events import (
+    GOING,
+    MAYBE,
+    WAITLIST,
+    alert_interested_members,
+    announce_cancellation,
+    announce_event,
+    event_line,
+    event_summary,
+    format_offsets,
+    interested_members,
+    is_past,
+    notify_cancelled,
+    parse_reminder_offsets,
+    past_events,
+    promote_waitlisted,
+    reminder_offsets,
+    retire_reminders,
+    rsvp_buttons,
+    skip_pending,
+    upcoming_events,
+)
+
+# the RSVP buttons live in bot.events (notices use them too); still importable from here
+from bot.events import RSVP_NO_ACTION as RSVP_NO_ACTION
+from bot.events import RSVP_YES_ACTION as RSVP_YES_ACTION
 from bot.i18n import tr
-from bot.messages import Button, Reply
+from bot.messages import Reply
 from bot.models import Event, EventStatus, Member, Rsvp
 from bot.timefmt import format_when
 
-#: Button actions on event replies; the value is the event id (see :func:`bot.commands.rsvp.button_command`).
-RSVP_YES_ACTION = "rsvp"
-RSVP_NO_ACTION = "rsvp_no"
+log = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 300
 UPCOMING_LIMIT = 20
@@ -40,6 +80,7 @@ _DETAIL_FLAGS = (
     Flag("where", ("place", "location", "地点")),
     Flag("capacity", ("cap", "limit", "max", "人数", "名额")),
     Flag("desc", ("description", "描述", "说明")),
+    Flag("remind", ("reminders", "reminder", "提醒")),
 )
 CREATE_FLAGS = _DETAIL_FLAGS
 EDIT_FLAGS = (Flag("title", ("name", "标题")), Flag("when", ("date", "start", "时间")), *_DETAIL_FLAGS)
@@ -84,37 +125,27 @@ def rsvp_counts(ctx: CommandContext, event_ids: Iterable[int]) -> dict[int, Coun
     return counts
 
 
-def rsvp_buttons(event: Event, language: str) -> tuple[Button, ...]:
-    """The RSVP yes / no buttons of an event reply (none for a cancelled event)."""
-    if event.status == EventStatus.CANCELLED:
-        return ()
-    value = str(event.id)
-    return (Button(label=tr(language, "RSVP", "报名"), action=RSVP_YES_ACTION, value=value),
-            Button(label=tr(language, "Can't go", "不去了"), action=RSVP_NO_ACTION, value=value))
+#: The answers whose members ``/event show`` names, with their English and Chinese headings.
+_NAMED_STATUSES = ((GOING, "Going", "参加"), (MAYBE, "Maybe", "待定"), (WAITLIST, "Waitlist", "候补"))
 
 
 def event_details(ctx: CommandContext, event: Event) -> str:
-    """Several lines: title, when (with end and time zone), where, capacity, organiser, description, RSVPs."""
-    lang, zone = ctx.language, ctx.settings.zone
-    when = format_when(event.starts_at, tz=zone, language=lang)
-    if event.ends_at is not None:
-        when += " – " + format_when(event.ends_at, tz=zone, language=lang)
-    lines = [f"#{event.id} {event.title}",
-             tr(lang, f"When: {when} ({zone.key})", f"时间：{when}（{zone.key}）")]
-    if event.place:
-        lines.append(tr(lang, f"Where: {event.place}", f"地点：{event.place}"))
-    if event.capacity:
-        lines.append(tr(lang, f"Capacity: {event.capacity}", f"人数上限：{event.capacity}"))
-    organiser = ctx.session.get(Member, event.organiser_member_id) if event.organiser_member_id else None
-    if organiser is not None:
-        lines.append(tr(lang, f"Organiser: {organiser.display_name}", f"组织者：{organiser.display_name}"))
-    if event.description:
-        lines.append(event.description)
+    """Several lines: :func:`bot.events.event_summary` (title, when, where, capacity, organiser,
+    description), then the reminders, the RSVP counts, who is going, maybe or waiting, and whether it was
+    cancelled."""
+    lang = ctx.language
+    lines = [event_summary(ctx.session, event, language=lang, zone=ctx.settings.zone)]
+    if event.status != EventStatus.CANCELLED and not is_past(event, ctx.now):
+        offsets = format_offsets(reminder_offsets(event, ctx.settings.reminder_minutes), lang)
+        lines.append(tr(lang, f"Reminders to those going: {offsets}", f"提醒报名者：{offsets}"))
     assert event.id is not None
     counts = rsvp_counts(ctx, [event.id])[event.id]
-    lines.append(tr(lang, f"RSVPs: {counts['yes']} going, {counts['maybe']} maybe, {counts['no']} not going",
-                    f"报名：{counts['yes']} 人参加，{counts['maybe']} 人待定，{counts['no']} 人不参加"))
-    for status, en, zh in (("yes", "Going", "参加"), ("maybe", "Maybe", "待定")):
+    rsvps = tr(lang, f"RSVPs: {counts[GOING]} going, {counts[MAYBE]} maybe, {counts['no']} not going",
+               f"报名：{counts[GOING]} 人参加，{counts[MAYBE]} 人待定，{counts['no']} 人不参加")
+    if event.capacity or counts[WAITLIST]:
+        rsvps += tr(lang, f", {counts[WAITLIST]} on the waitlist", f"，{counts[WAITLIST]} 人候补")
+    lines.append(rsvps)
+    for status, en, zh in _NAMED_STATUSES:
         names = _attendee_names(ctx, event.id, status)
         if names:
             lines.append(tr(lang, f"{en}: {', '.join(names)}", f"{zh}：{'、'.join(names)}"))
@@ -126,7 +157,8 @@ def event_details(ctx: CommandContext, event: Event) -> str:
 def _attendee_names(ctx: CommandContext, event_id: int, status: str) -> list[str]:
     rows = ctx.session.exec(
         select(Member.display_name).join(Rsvp, col(Rsvp.member_id) == col(Member.id))
-        .where(Rsvp.event_id == event_id, Rsvp.status == status).order_by(col(Rsvp.created_at))
+        .where(Rsvp.event_id == event_id, Rsvp.status == status)
+        .order_by(col(Rsvp.updated_at) if status == WAITLIST else col(Rsvp.created_at), col(Rsvp.id))
     ).all()
     return list(rows)
 
@@ -183,6 +215,18 @@ def _capacity(ctx: CommandContext, text: str) -> int:
                               maximum=MAX_CAPACITY)
 
 
+def _reminders(ctx: CommandContext, text: str) -> list[int]:
+    """``--remind 24h,1h`` as minutes before the start (``none``: no reminders)."""
+    try:
+        return parse_reminder_offsets(text)
+    except ValueError as exc:
+        bad = str(exc.args[0])[:30]
+        raise UsageError(tr(ctx.language, f"{bad!r} is not a reminder time: write e.g. --remind 24h,1h "
+                            "(also 30m, 2d; at most 30 days; or none).",
+                            f"「{bad}」不是有效的提醒时间：例如 --remind 1天,1小时"
+                            "（也可以写 30m、2d，最多 30 天；或 none 表示不提醒）。")) from exc
+
+
 def _require_organiser(ctx: CommandContext, event: Event) -> None:
     if not ctx.is_admin and event.organiser_member_id != ctx.member.id:
         raise PermissionDenied(tr(ctx.language, f"Only the organiser or an admin may change #{event.id}.",
@@ -199,39 +243,71 @@ def _event_id_only(ctx: CommandContext, args: str) -> Event:
 # --- handlers ----------------------------------------------------------------------------------------------
 
 def create_event(ctx: CommandContext, args: str) -> list[Reply]:
-    """``/event create "TITLE" DATE [TIME] [--end ...] [--where PLACE] [--capacity N] [--desc TEXT]``."""
+    """``/event create "TITLE" DATE [TIME] [--end ...] [--where PLACE] [--capacity N] [--desc TEXT]
+    [--remind 24h,1h]``: stores the event, queues its announcement and the personal alerts."""
     parsed = parse_args(args, flags=CREATE_FLAGS, language=ctx.language)
     title_text, when_text = _title_and_when(ctx, parsed.positionals)
     title = _title(ctx, title_text)
     starts = _when(ctx, when_text)
-    end_text, capacity_text = parsed.value("end"), parsed.value("capacity")
+    end_text, capacity_text, remind = parsed.value("end"), parsed.value("capacity"), parsed.value("remind")
     assert ctx.community.id is not None
     event = Event(
         community_id=ctx.community.id, title=title, description=parsed.value("desc") or "",
         starts_at=starts, ends_at=_end(ctx, end_text, starts) if end_text else None,
         timezone=ctx.settings.timezone, all_day=False, place=parsed.value("where") or "",
         capacity=_capacity(ctx, capacity_text) if capacity_text else None,
+        reminders=_reminders(ctx, remind) if remind is not None else None,
         organiser_member_id=ctx.member.id, source="command", created_at=ctx.now, updated_at=ctx.now,
     )
     ctx.session.add(event)
     ctx.session.flush()
+    notes = _notes(ctx, announced=_announce(ctx, event), alerted=_alert(ctx, event))
     details = event_details(ctx, event)
-    return [say(ctx, f"Event created.\n{details}", f"活动已创建。\n{details}",
+    return [say(ctx, f"Event created.\n{details}{notes}", f"活动已创建。\n{details}{notes}",
                 buttons=rsvp_buttons(event, ctx.language))]
 
 
 def edit_event(ctx: CommandContext, args: str) -> list[Reply]:
-    """``/event edit ID [--title ...] [--when ...] [--end ...] [--where ...] [--capacity N] [--desc ...]``."""
+    """``/event edit ID [--title ...] [--when ...] [--end ...] [--where ...] [--capacity N] [--desc ...]
+    [--remind ...]``: changes the event, re-announces what changed, promotes the waitlist into new seats
+    and re-plans reminders not sent yet when the time or the reminders change."""
     lang = ctx.language
     parsed = parse_args(args, flags=EDIT_FLAGS, language=lang)
     if len(parsed.positionals) != 1:
         raise UsageError(tr(lang, "Give the event ID, then what to change.",
                             "请先给出活动编号，再给出要修改的内容。"))
     if not parsed.options:
-        raise UsageError(tr(lang, "Nothing to change: give --title, --when, --where, --capacity or --desc.",
-                            "没有要修改的内容：请使用 --title、--when、--where、--capacity 或 --desc。"))
+        raise UsageError(tr(lang, "Nothing to change: give --title, --when, --where, --capacity, --desc or "
+                            "--remind.",
+                            "没有要修改的内容：请使用 --title、--when、--where、--capacity、--desc "
+                            "或 --remind。"))
     event = find_event(ctx, parsed.positionals[0].text)
     _require_organiser(ctx, event)
+    before = _snapshot(event)
+    _apply_edit(ctx, event, parsed)
+    ctx.session.add(event)
+    ctx.session.flush()
+    if event.starts_at != before["starts_at"]:
+        retire_reminders(ctx.session, event, now=ctx.now)  # the reminders job plans them for the new time
+    elif event.reminders != before["reminders"]:
+        skip_pending(ctx.session, key_prefix=f"reminder:{event.id}:")  # sent ones are never sent again
+    promoted = promote_waitlisted(ctx.session, event, now=ctx.now, language=ctx.settings.language,
+                                  zone=ctx.settings.zone) if event.capacity != before["capacity"] else []
+    changes = _changes(ctx, before, event)
+    announced = _announce(ctx, event, changes) if changes else 0
+    notes = _notes(ctx, announced=announced, promoted=len(promoted))
+    details = event_details(ctx, event)
+    return [say(ctx, f"Event updated.\n{details}{notes}", f"活动已更新。\n{details}{notes}",
+                buttons=rsvp_buttons(event, lang))]
+
+
+def _apply_edit(ctx: CommandContext, event: Event, parsed: ParsedArgs) -> None:
+    """Set the fields ``parsed`` gives on ``event`` (and its ``updated_at``).
+
+    Raises:
+        UsageError: a value is wrong (a date in the past, an end before the start, a bad capacity).
+    """
+    lang = ctx.language
     title, when, end = parsed.value("title"), parsed.value("when"), parsed.value("end")
     starts = _when(ctx, when) if when else event.starts_at
     ends = event.ends_at
@@ -245,8 +321,9 @@ def edit_event(ctx: CommandContext, args: str) -> list[Reply]:
             raise UsageError(tr(lang, "With its duration the event would end after the year 9999; "
                                 "give --end.",
                                 "按原来的时长，活动会在 9999 年之后结束；请用 --end 给出结束时间。")) from exc
-    capacity = parsed.value("capacity")
+    capacity, remind = parsed.value("capacity"), parsed.value("remind")
     new_capacity = _capacity(ctx, capacity) if capacity else event.capacity
+    event.reminders = _reminders(ctx, remind) if remind is not None else event.reminders
     event.title = _title(ctx, title) if title is not None else event.title
     event.starts_at, event.ends_at, event.capacity = starts, ends, new_capacity
     if when or end:  # read in the community's zone, always with a clock time (18:00 by default)
@@ -254,15 +331,83 @@ def edit_event(ctx: CommandContext, args: str) -> list[Reply]:
     event.place = parsed.value("where") or event.place
     event.description = parsed.value("desc") or event.description
     event.updated_at = ctx.now
-    ctx.session.add(event)
-    ctx.session.flush()
-    details = event_details(ctx, event)
-    return [say(ctx, f"Event updated.\n{details}", f"活动已更新。\n{details}",
-                buttons=rsvp_buttons(event, lang))]
+
+
+#: The fields of an event that members see in its announcement (a change of them is announced).
+_ANNOUNCED_FIELDS = ("title", "starts_at", "ends_at", "place", "capacity", "description")
+
+
+def _snapshot(event: Event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in (*_ANNOUNCED_FIELDS, "reminders")}
+
+
+def _changes(ctx: CommandContext, before: dict[str, Any], event: Event) -> list[str]:
+    """What changed among the announced fields, one line each, in the community's language:
+    ``Where: Room 3 → Hall``; ``[]`` when nothing did, or the event is cancelled or over (not announced)."""
+    lang, zone = ctx.settings.language, ctx.settings.zone
+    if event.status == EventStatus.CANCELLED or is_past(event, ctx.now):
+        return []
+    labels = {"title": ("Title", "标题"), "starts_at": ("When", "时间"), "ends_at": ("Ends", "结束"),
+              "place": ("Where", "地点"), "capacity": ("Capacity", "人数上限")}
+
+    def shown(value: Any) -> str:
+        if isinstance(value, datetime):
+            return format_when(value, tz=zone, language=lang)
+        return str(value) if value else tr(lang, "none", "无")
+
+    lines = []
+    for name in _ANNOUNCED_FIELDS:
+        old, new = before[name], getattr(event, name)
+        if old == new:
+            continue
+        if name == "description":
+            lines.append(tr(lang, "The description was updated.", "活动说明已更新。"))
+            continue
+        en, zh = labels[name]
+        lines.append(tr(lang, f"{en}: {shown(old)} → {shown(new)}", f"{zh}：{shown(old)} → {shown(new)}"))
+    return lines
+
+
+def _announce(ctx: CommandContext, event: Event, changes: Sequence[str] = ()) -> int:
+    """Queue the announcement of ``event`` (or of its ``changes``) to the announcement channels."""
+    settings = ctx.settings
+    return announce_event(ctx.session, event, channels=settings.announce_channels, language=settings.language,
+                          zone=settings.zone, now=ctx.now, changes=changes)
+
+
+def _alert(ctx: CommandContext, event: Event) -> int:
+    """Queue the personal alerts of a new event; a matcher that fails is logged and alerts nobody (the event
+    stands)."""
+    if ctx.matcher is None:
+        return 0
+    try:
+        matches = interested_members(ctx.matcher, event, threshold=ctx.settings.match_threshold)
+    except Exception:  # noqa: BLE001 - alerts are a courtesy; the event is created all the same
+        log.exception("could not look for members interested in event %s", event.id)
+        return 0
+    return alert_interested_members(ctx.session, event, matches=matches, language=ctx.settings.language,
+                                    zone=ctx.settings.zone, now=ctx.now)
+
+
+def _notes(ctx: CommandContext, *, announced: int = 0, alerted: int = 0, promoted: int = 0) -> str:
+    """Lines telling the organiser what was queued (empty when nothing was)."""
+    notes = []
+    if announced:
+        notes.append(tr(ctx.language, f"📣 Announced in {announced} channel(s)/group(s).",
+                        f"📣 已在 {announced} 个频道/群中公告。"))
+    if alerted:
+        notes.append(tr(ctx.language, f"🔔 {alerted} member(s) with matching interests will be told.",
+                        f"🔔 将私信通知 {alerted} 位兴趣相符的成员。"))
+    if promoted:
+        notes.append(tr(ctx.language, f"🎉 {promoted} member(s) moved up from the waitlist and will be told.",
+                        f"🎉 {promoted} 位候补成员已转为正式报名，并会收到通知。"))
+    return "".join("\n" + note for note in notes)
 
 
 def cancel_event(ctx: CommandContext, args: str) -> list[Reply]:
-    """``/event cancel ID``: marks the event cancelled (organiser or admin only)."""
+    """``/event cancel ID``: marks the event cancelled (organiser or admin only), tells everyone who answered
+    yes, maybe or waited (in their language), announces it where events are announced, and drops its
+    reminders not sent yet."""
     event = _event_id_only(ctx, args)
     _require_organiser(ctx, event)
     if event.status == EventStatus.CANCELLED:
@@ -273,7 +418,12 @@ def cancel_event(ctx: CommandContext, args: str) -> list[Reply]:
     ctx.session.add(event)
     ctx.session.flush()
     assert event.id is not None
-    going = rsvp_counts(ctx, [event.id])[event.id]["yes"]
+    settings = ctx.settings
+    notify_cancelled(ctx.session, event, language=settings.language, zone=settings.zone, now=ctx.now)
+    if not is_past(event, ctx.now):
+        announce_cancellation(ctx.session, event, channels=settings.announce_channels,
+                              language=settings.language, zone=settings.zone, now=ctx.now)
+    going = rsvp_counts(ctx, [event.id])[event.id][GOING]
     return [say(ctx, f"Cancelled event #{event.id} {event.title}. {_had_said_going_en(going)}",
                 f"已取消活动 #{event.id} {event.title}。{_had_said_going_zh(going)}")]
 

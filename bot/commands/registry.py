@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.commands import admin, event, profile, resource, rsvp
+from bot.commands import admin, answer, event, intro, profile, resource, rsvp
 from bot.commands.context import CommandContext
 from bot.commands.help import help_overview, help_topic
 from bot.commands.replies import say
@@ -109,14 +109,15 @@ def _help(ctx: CommandContext, args: str) -> list[Reply]:
 COMMANDS: tuple[Command, ...] = (
     Command("event create", ("event new", "活动 创建", "活动 新建", "活动 发起"),
             '/event create "TITLE" DATE [TIME] [--end DATE TIME] [--where PLACE] [--capacity N] '
-            "[--desc TEXT]",
-            '/活动 创建 "标题" 日期 [时间] [--end 结束时间] [--where 地点] [--capacity 人数] [--desc 说明]',
+            "[--desc TEXT] [--remind 24h,1h]",
+            '/活动 创建 "标题" 日期 [时间] [--end 结束时间] [--where 地点] [--capacity 人数] [--desc 说明] '
+            "[--remind 1天,1小时]",
             "create an event", "创建活动", event.create_event),
     Command("event edit", ("event update", "活动 修改", "活动 编辑"),
             "/event edit ID [--title TITLE] [--when DATE TIME] [--end DATE TIME] [--where PLACE] "
-            "[--capacity N] [--desc TEXT]",
+            "[--capacity N] [--desc TEXT] [--remind 24h,1h]",
             "/活动 修改 编号 [--title 标题] [--when 时间] [--end 结束时间] [--where 地点] [--capacity 人数] "
-            "[--desc 说明]",
+            "[--desc 说明] [--remind 1天,1小时]",
             "change an event", "修改活动", event.edit_event),
     Command("event cancel", ("活动 取消",), "/event cancel ID", "/活动 取消 编号",
             "cancel an event", "取消活动", event.cancel_event),
@@ -148,6 +149,12 @@ COMMANDS: tuple[Command, ...] = (
             resource.list_resources),
     Command("bot config", ("机器人 配置", "机器人 设置"), "/bot config [KEY VALUE]", "/机器人 配置 [键 值]",
             "show or change the community's settings (admins)", "查看或修改社区设置（管理员）", admin.config),
+    Command("answer", ("回答",), "/answer ID YOUR ANSWER [--private] · /answer ID pass",
+            "/回答 编号 你的回答 [--private] · /回答 编号 跳过",
+            "answer a question the bot passed to you", "回答机器人转给你的问题", answer.answer),
+    Command("intro", ("引荐",), "/intro yes|no|snooze ID · /intro helped ID yes|no",
+            "/引荐 接受|拒绝|暂停 编号 · /引荐 有帮助 编号 是|否",
+            "answer an introduction the bot proposed", "回复机器人提议的引荐", intro.intro_command),
     Command("help", ("帮助",), "/help [COMMAND]", "/帮助 [命令]", "this help", "查看帮助", _help),
     _later("privacy show", "隐私 查看", "/privacy show", "/隐私 查看"),
     _later("privacy export", "隐私 导出", "/privacy export", "/隐私 导出"),

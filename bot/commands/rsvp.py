@@ -3,8 +3,12 @@
 Platforms without buttons (WeChat groups) offer short reply codes instead (``报名 3``, ``rsvp 3 no``):
 :func:`reply_code` writes them, :func:`command_for_reply_code` reads them back.
 
-One row per (event, member): answering again updates it. A "yes" is refused when the event is full
-(a waitlist is a later feature); nobody can answer a cancelled or past event.
+One row per (event, member): answering again updates it, and answering the same again changes nothing
+(not even a place in line). A "yes" to a full event puts the member on its waitlist (the reply says their
+place in line); a member going who says no or maybe frees their seat for the first in line, who is told by a
+direct message (:func:`bot.events.promote_waitlisted`); a member waiting who says no or maybe leaves the
+line. Nobody can answer a cancelled or past event. Reminders of the event not sent yet to a member who is no
+longer going are dropped.
 """
 
 from __future__ import annotations
@@ -15,17 +19,28 @@ import unicodedata
 from sqlmodel import select
 
 from bot.commands.context import CommandContext
-from bot.commands.event import RSVP_NO_ACTION, RSVP_YES_ACTION, find_event, rsvp_counts
+from bot.commands.event import RSVP_NO_ACTION, RSVP_YES_ACTION, find_event
 from bot.commands.parsing import parse_args
 from bot.commands.replies import say
 from bot.errors import UsageError
-from bot.events import is_past
+from bot.events import (
+    GOING,
+    MAYBE,
+    NOT_GOING,
+    WAITLIST,
+    going_count,
+    has_free_seat,
+    is_past,
+    promote_waitlisted,
+    skip_pending,
+    waitlist_position,
+)
 from bot.i18n import tr
 from bot.messages import Reply
 from bot.models import Event, EventStatus, Rsvp
 from bot.timefmt import format_when
 
-YES, NO, MAYBE = "yes", "no", "maybe"
+YES, NO = GOING, NOT_GOING
 
 _ANSWERS = {
     "yes": YES, "y": YES, "going": YES, "go": YES, "是": YES, "去": YES, "参加": YES, "报名": YES,
@@ -58,7 +73,8 @@ def unrsvp(ctx: CommandContext, args: str) -> list[Reply]:
 def answer_event(ctx: CommandContext, event: Event, answer: str) -> Reply:
     """Record ``ctx.member``'s ``answer`` (yes/no/maybe) to ``event`` and say what happened.
 
-    A full, cancelled or past event gets a reply saying so and nothing is stored.
+    A ``yes`` to a full event is stored as ``waitlist``; a seat given up goes to the first in line. A
+    cancelled or past event gets a reply saying so and nothing is stored.
     """
     assert event.id is not None and ctx.member.id is not None
     name = f"#{event.id} {event.title}"
@@ -66,27 +82,67 @@ def answer_event(ctx: CommandContext, event: Event, answer: str) -> Reply:
         return say(ctx, f"{name} was cancelled.", f"{name} 已取消。")
     if is_past(event, ctx.now):
         return say(ctx, f"{name} has already taken place.", f"{name} 已经结束了。")
-    existing = ctx.session.exec(
+    row = ctx.session.exec(
         select(Rsvp).where(Rsvp.event_id == event.id, Rsvp.member_id == ctx.member.id)
     ).first()
-    going = rsvp_counts(ctx, [event.id])[event.id][YES]
-    already_going = existing is not None and existing.status == YES
-    if answer == YES and event.capacity and going >= event.capacity and not already_going:
-        return say(ctx, f"Sorry, {name} is full ({going}/{event.capacity}).",
-                   f"抱歉，{name} 已满（{going}/{event.capacity}）。")
-    if existing is None:
-        existing = Rsvp(event_id=event.id, member_id=ctx.member.id, created_at=ctx.now)
-    existing.status, existing.updated_at = answer, ctx.now
-    ctx.session.add(existing)
-    ctx.session.flush()
-    going = rsvp_counts(ctx, [event.id])[event.id][YES]
+    before = row.status if row is not None else None
+    status = _seat(ctx, event, before) if answer == YES else answer
+    if status != before:
+        row = row or Rsvp(event_id=event.id, member_id=ctx.member.id, created_at=ctx.now)
+        row.status, row.updated_at = status, ctx.now
+        ctx.session.add(row)
+        ctx.session.flush()
+    promoted = []
+    if before == YES and status != YES:
+        skip_pending(ctx.session, key_prefix=f"reminder:{event.id}:{ctx.member.id}:")
+        promoted = promote_waitlisted(ctx.session, event, now=ctx.now, language=ctx.settings.language,
+                                      zone=ctx.settings.zone)
+    return _answered(ctx, event, status, before=before, gave_seat=bool(promoted))
+
+
+def _seat(ctx: CommandContext, event: Event, before: str | None) -> str:
+    """What a ``yes`` becomes: ``yes`` for a member going already or when a seat is free, else
+    ``waitlist`` (a member already waiting keeps their place)."""
+    if before == YES or (before != WAITLIST and has_free_seat(ctx.session, event)):
+        return YES
+    return WAITLIST
+
+
+def _answered(ctx: CommandContext, event: Event, status: str, *, before: str | None,
+              gave_seat: bool) -> Reply:
+    """The reply to an answer now stored as ``status`` (``before``: the answer it replaced)."""
+    assert event.id is not None
+    name = f"#{event.id} {event.title}"
     when = format_when(event.starts_at, tz=ctx.settings.zone, language=ctx.language)
-    if answer == YES:
-        return say(ctx, f"You're going to {name} ({when}). {going} going.",
-                   f"已报名 {name}，时间 {when}。目前 {going} 人报名。")
-    if answer == MAYBE:
-        return say(ctx, f"Marked as maybe for {name} ({when}).", f"已将 {name} 标记为待定，时间 {when}。")
-    return say(ctx, f"OK, you're not going to {name}.", f"好的，已取消 {name} 的报名。")
+    if status == YES:
+        going = going_count(ctx.session, event.id)
+        seats = f"{going}/{event.capacity}" if event.capacity else str(going)
+        return say(ctx, f"You're going to {name} ({when}). {seats} going.",
+                   f"已报名 {name}，时间 {when}。目前 {seats} 人报名。")
+    if status == WAITLIST:
+        return _waiting(ctx, event, already=before == WAITLIST)
+    left = tr(ctx.language, " You've left the waitlist.", "你已退出候补名单。") if before == WAITLIST else ""
+    passed = tr(ctx.language, " Your place goes to the next person on the waitlist.",
+                "你的名额将让给候补名单上的下一位。") if gave_seat else ""
+    if status == MAYBE:
+        return say(ctx, f"Marked as maybe for {name} ({when}).{left}{passed}",
+                   f"已将 {name} 标记为待定，时间 {when}。{left}{passed}")
+    return say(ctx, f"OK, you're not going to {name}.{left}{passed}",
+               f"好的，已取消 {name} 的报名。{left}{passed}")
+
+
+def _waiting(ctx: CommandContext, event: Event, *, already: bool) -> Reply:
+    """The reply to a ``yes`` that is on the waitlist: the place in line."""
+    assert event.id is not None and ctx.member.id is not None
+    name = f"#{event.id} {event.title}"
+    place = waitlist_position(ctx.session, event.id, ctx.member.id)
+    if already:
+        return say(ctx, f"You're already on the waitlist for {name}: number {place} in line.",
+                   f"你已在 {name} 的候补名单上，排第 {place} 位。")
+    full = f"{going_count(ctx.session, event.id)}/{event.capacity}"
+    return say(ctx, f"{name} is full ({full}), so you're on the waitlist: number {place} in line. "
+               "I'll tell you if a place opens up.",
+               f"{name} 已满（{full}），你已进入候补名单，排第 {place} 位。有空位时我会通知你。")
 
 
 def button_command(action: str, value: str) -> str | None:

@@ -276,7 +276,8 @@ def test_rsvp_aliases_update_one_row(chat: Chat) -> None:
 def test_rsvp_respects_capacity_and_past(chat: Chat) -> None:
     chat.run('/event create "Tiny" 2027-05-10 --capacity 1')
     chat.run("/rsvp 1", user="bob")
-    assert "Tiny is full (1/1)" in chat.say("/rsvp 1", user="carol")
+    waiting = "Tiny is full (1/1), so you're on the waitlist: number 1 in line."  # was refused before
+    assert waiting in chat.say("/rsvp 1", user="carol")
     assert "You're going" in chat.say("/rsvp 1", user="bob")  # already going: not refused
     chat.run("/rsvp 1 maybe", user="carol")
     assert sorted(r.status for r in chat.rsvps()) == ["maybe", "yes"]

@@ -377,6 +377,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
             "chat.getPermalink": self._chat_get_permalink,
+            "views.open": self._views_open,
             "users.list": self._users_list,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
@@ -917,6 +918,18 @@ class FakeSlack:
         next_cursor = _encode_cursor("user", rest[0]["id"]) if rest else ""
         return {"ok": True, "members": page, "cache_ts": int(time.time()),
                 "response_metadata": {"next_cursor": next_cursor}}
+
+    def _views_open(self, ws: _Workspace | None, params: Params, call: Call) -> JSON:
+        """``views.open``: a modal for a ``trigger_id`` (recorded in :attr:`calls`; the view is echoed)."""
+        self._need(ws)
+        if not params.get("trigger_id"):
+            raise SlackApiFailure("invalid_trigger_id")
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackApiFailure("invalid_arguments")
+        return {"ok": True, "view": {**view, "id": f"V{self._next_ts().replace('.', '')}"}}
 
     def _users_info(self, ws: _Workspace | None, params: Params, call: Call) -> JSON:
         w = self._need(ws)

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 COMMANDS = ["/event", "/rsvp", "/profile", "/resource", "/bot", "/privacy"]
 EVENTS = ["message.channels", "message.groups", "message.im", "message.mpim", "app_mention",
-          "app_uninstalled", "tokens_revoked"]
+          "member_joined_channel", "app_uninstalled", "tokens_revoked"]
 SCOPES = ["app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
           "chat:write", "commands", "users:read", "im:write", "channels:read", "groups:read"]
 #: Top-level and section keys of Slack's manifest schema (v1) that the manifest may use.

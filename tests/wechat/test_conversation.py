@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
@@ -158,3 +159,34 @@ def test_an_admin_sets_a_room_to_listen_from_inside_it_and_back(make_bot: Callab
     bot.settle()
     assert bot.classifier.calls == ["有什么活动"]
     assert "listen_channels = -" in bot.fake.sent[-1].text
+
+
+def test_send_posts_a_notification_as_text_with_reply_codes(make_bot: Callable[..., WeChatBot]) -> None:
+    bot = make_bot()
+    event = Event(id=4, community_id=1, title="t", starts_at=datetime(2027, 1, 1, tzinfo=SHANGHAI))
+    reply = Reply(text="明天：周五聚会", language="zh", buttons=rsvp_buttons(event, "zh"))
+    bot.adapter.send(community="default", conversation=ROOM, reply=reply)
+    assert [(s.conversation, s.text) for s in bot.fake.sent] == [
+        (ROOM, "明天：周五聚会\n回复「报名 4」或「不去 4」即可。")
+    ]
+
+
+def test_a_room_join_reaches_the_core_as_member_joined(make_bot: Callable[..., WeChatBot]) -> None:
+    from wechaty_grpc.wechaty import puppet as pb
+
+    seen: list[str] = []
+    bot = make_bot()
+    handle = bot.adapter._handle  # noqa: SLF001 - observe what the core receives
+
+    def record(message: Any) -> Any:
+        if message.intent == "member_joined":
+            seen.append(f"{message.sender}@{message.conversation}:{message.sender_name}")
+        return handle(message)
+
+    bot.adapter._handle = record  # noqa: SLF001
+    bot.fake.emit(pb.EventType.EVENT_TYPE_ROOM_JOIN, {"roomId": ROOM, "inviteeIdList": [MEMBER, "wxid_bot"],
+                                                       "inviterId": ADMIN, "timestamp": int(time.time())})
+    bot.fake.emit(pb.EventType.EVENT_TYPE_ROOM_JOIN, {"roomId": ROOM, "inviteeIdList": [ADMIN],
+                                                       "timestamp": int(time.time()) - 3600})  # a replay
+    bot.settle()
+    assert seen == [f"{MEMBER}@{ROOM}:Ann"]
