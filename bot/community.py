@@ -18,8 +18,8 @@ from sqlmodel import Session, select
 
 from bot.db import get_or_insert
 from bot.errors import UsageError
-from bot.events import DEFAULT_REMINDERS, MAX_REMINDER_MINUTES, parse_reminder_offsets
 from bot.models import Community
+from bot.reminder_offsets import DEFAULT_REMINDERS, MAX_REMINDER_MINUTES, parse_reminder_offsets
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)

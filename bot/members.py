@@ -3,11 +3,14 @@ two members that turn out to be one person (:func:`merge_members`)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, select
 
 from bot.db import get_or_insert
+from bot.language import SUPPORTED_LANGUAGES, language_code
 from bot.models import (
     Community,
     Event,
@@ -186,3 +189,25 @@ def _move_scheduled_work(session: Session, *, keep_id: int, gone_id: int) -> Non
         intro.member_a_id, intro.member_b_id = min(keep_id, other), max(keep_id, other)
         intro.answer_a, intro.answer_b = (mine, theirs) if keep_id < other else (theirs, mine)
         session.add(intro)
+
+
+_LANGUAGE_SPLIT = re.compile(r"[,，、;；/|]+")
+
+
+def member_language(member: Member, default: str) -> str:
+    """The language to write to ``member`` in: the first language of their profile when the bot writes it
+    (``中文, English`` -> ``zh``), else ``default`` (the community's)."""
+    first = _LANGUAGE_SPLIT.split(member.languages.strip(), maxsplit=1)[0]
+    code = language_code(first)
+    return code if code in SUPPORTED_LANGUAGES else default
+
+
+def member_zone(member: Member, default: ZoneInfo) -> ZoneInfo:
+    """The time zone to show times to ``member`` in: their profile's, when it is an IANA name, else
+    ``default`` (the community's)."""
+    if member.timezone.strip():
+        try:
+            return ZoneInfo(member.timezone.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return default

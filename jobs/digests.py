@@ -20,7 +20,7 @@ period is decided once and the channel sees the bot is alive.
 
 Personal digest (kind ``personal_digest``, key ``pdigest:<member id>:<p ISO>``) for each member with
 ``consent_digest``, by direct message, in the member's language and time zone
-(:func:`bot.events.member_language`, :func:`bot.events.member_zone`):
+(:func:`bot.members.member_language`, :func:`bot.members.member_zone`):
 
 * events (starting in the same 14 days) and resources (added in the same 7 days) that the matcher ranks
   above the community's threshold against the member's needs, skills and bio;
@@ -46,9 +46,10 @@ from sqlmodel import Session, col, select
 
 from bot.community import CommunitySettings, community_settings
 from bot.db import session_scope
-from bot.events import event_line, member_language, member_zone, upcoming_events
+from bot.events import event_line, upcoming_events
 from bot.i18n import tr
 from bot.language import language_codes
+from bot.members import member_language, member_zone
 from bot.messages import Button, Match, MatchKind, Reply
 from bot.models import (
     Community,

@@ -33,8 +33,8 @@ from sqlmodel import Session, col, or_, select
 from bot.commands.answer import ANSWER_ACTION
 from bot.community import community_settings
 from bot.db import session_scope
-from bot.events import member_language
 from bot.i18n import tr
+from bot.members import member_language
 from bot.messages import Button, Reply
 from bot.models import Community, Member, MessageLog, PlatformIdentity, QuestionRoute
 from bot.notifications import direct_address, queue_direct

@@ -16,8 +16,8 @@ member is reminded at an offset only if they were going at the reminder's time (
 reminder but not the 24 h one, which would arrive at once and say the wrong thing; a member moved up from
 the waitlist counts from the moment of the promotion. Cancelled events and events that have started get
 no reminders; cancelling an event, or a member's no, drops reminders queued and not yet sent
-(:func:`bot.events.notify_cancelled`, :mod:`bot.commands.rsvp`); moving an event re-plans them
-(:func:`bot.events.retire_reminders`).
+(:func:`bot.event_notices.notify_cancelled`, :mod:`bot.commands.rsvp`); moving an event re-plans them
+(:func:`bot.event_notices.retire_reminders`).
 
 Follow-ups. Where a community turned ``post_event_intros`` on, each attendee of an event that ended in the
 last :data:`FOLLOWUP_WINDOW` is sent up to :data:`MAX_INTRODUCED` other attendees they should meet, ranked
@@ -37,22 +37,14 @@ from sqlmodel import Session, col, select
 
 from bot.community import CommunitySettings, community_settings
 from bot.db import session_scope
-from bot.events import (
-    DEFAULT_DURATION,
-    GOING,
-    MAX_REMINDER_MINUTES,
-    cant_go_button,
-    event_finish,
-    format_offset,
-    member_language,
-    member_zone,
-    reminder_offsets,
-)
+from bot.events import DEFAULT_DURATION, GOING, cant_go_button, event_finish
 from bot.i18n import tr
+from bot.members import member_language, member_zone
 from bot.messages import Match, Reply
 from bot.models import Community, Event, EventStatus, Member, Notification, Rsvp
 from bot.notifications import queue_direct
 from bot.ports import Matcher
+from bot.reminder_offsets import MAX_REMINDER_MINUTES, format_offset, reminder_offsets
 from bot.timefmt import format_when
 from jobs.context import JobContext
 

@@ -24,9 +24,9 @@ from bot.commands.context import CommandContext
 from bot.commands.parsing import normalise_quotes, parse_id
 from bot.commands.replies import say
 from bot.errors import CommunityBotError, NotFoundError, UsageError
-from bot.events import member_language
 from bot.i18n import tr
 from bot.language import detect_language
+from bot.members import member_language
 from bot.messages import Reply
 from bot.models import Member, MessageLog, PlatformIdentity, QuestionRoute, Resource
 from bot.notifications import queue_direct

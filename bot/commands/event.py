@@ -36,26 +36,25 @@ from bot.commands.parsing import (
 )
 from bot.commands.replies import say
 from bot.errors import NotFoundError, PermissionDenied, UsageError
+from bot.event_notices import (
+    alert_interested_members,
+    announce_cancellation,
+    announce_event,
+    interested_members,
+    notify_cancelled,
+    promote_waitlisted,
+    retire_reminders,
+    skip_pending,
+)
 from bot.events import (
     GOING,
     MAYBE,
     WAITLIST,
-    alert_interested_members,
-    announce_cancellation,
-    announce_event,
     event_line,
     event_summary,
-    format_offsets,
-    interested_members,
     is_past,
-    notify_cancelled,
-    parse_reminder_offsets,
     past_events,
-    promote_waitlisted,
-    reminder_offsets,
-    retire_reminders,
     rsvp_buttons,
-    skip_pending,
     upcoming_events,
 )
 
@@ -65,6 +64,7 @@ from bot.events import RSVP_YES_ACTION as RSVP_YES_ACTION
 from bot.i18n import tr
 from bot.messages import Reply
 from bot.models import Event, EventStatus, Member, Rsvp
+from bot.reminder_offsets import format_offsets, parse_reminder_offsets, reminder_offsets
 from bot.timefmt import format_when
 
 log = logging.getLogger(__name__)

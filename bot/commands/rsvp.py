@@ -5,10 +5,10 @@ Platforms without buttons (WeChat groups) offer short reply codes instead (``报
 
 One row per (event, member): answering again updates it, and answering the same again changes nothing
 (not even a place in line). A "yes" to a full event puts the member on its waitlist (the reply says their
-place in line); a member going who says no or maybe frees their seat for the first in line, who is told by a
-direct message (:func:`bot.events.promote_waitlisted`); a member waiting who says no or maybe leaves the
-line. Nobody can answer a cancelled or past event. Reminders of the event not sent yet to a member who is no
-longer going are dropped.
+place in line); a member going who says no or maybe frees their seat for the first in line, who is told by
+a direct message (:func:`bot.event_notices.promote_waitlisted`); a member waiting who says no or maybe
+leaves the line. Nobody can answer a cancelled or past event. Reminders of the event not sent yet to a
+member who is no longer going are dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bot.commands.event import RSVP_NO_ACTION, RSVP_YES_ACTION, find_event
 from bot.commands.parsing import parse_args
 from bot.commands.replies import say
 from bot.errors import UsageError
+from bot.event_notices import promote_waitlisted, skip_pending
 from bot.events import (
     GOING,
     MAYBE,
@@ -31,8 +32,6 @@ from bot.events import (
     going_count,
     has_free_seat,
     is_past,
-    promote_waitlisted,
-    skip_pending,
     waitlist_position,
 )
 from bot.i18n import tr

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.community import community_settings
-from bot.events import announce_event
+from bot.event_notices import announce_event
 from bot.messages import IncomingMessage, Match
 from bot.models import Community, Event, Member, Notification, NotificationStatus
 from bot.router import Router

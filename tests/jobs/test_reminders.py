@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from bot.community import CommunitySettings
-from bot.events import format_offsets, parse_reminder_offsets
 from bot.models import NotificationStatus
+from bot.reminder_offsets import format_offsets, parse_reminder_offsets
 from jobs.reminders import run_reminders
 from tests.jobs.conftest import START, Jobs
 from tests.jobs.test_event_lifecycle import Chat, to
