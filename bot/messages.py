@@ -106,6 +106,8 @@ class Reply:
         matches: the matches the text talks about, in order.
         buttons: optional actions (RSVP, helpful / not helpful).
         private: show only to the asker (Slack ephemeral, WeChat DM).
+        attachment: the path of a picture to show with the text where the platform allows pictures (Slack
+            uploads it; WeChat and the console show the text only); ``""`` for none.
     """
 
     text: str
@@ -113,6 +115,7 @@ class Reply:
     matches: tuple[Match, ...] = field(default_factory=tuple)
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     private: bool = False
+    attachment: str = ""
 
 
 @dataclass(frozen=True, slots=True)

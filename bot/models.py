@@ -264,7 +264,9 @@ class Notification(SQLModel, table=True):
     same key fails, so a message is queued at most once whoever queues it, and the dispatcher moves a row
     from ``pending`` to ``sending`` with a conditional update before sending, so it is sent at most once
     (:mod:`jobs.notifications`). ``platform``/``conversation`` say where (a channel, a group, or a member's
-    direct chat); ``buttons`` are ``[label, action, value]`` triples rendered by each platform.
+    direct chat); ``buttons`` are ``[label, action, value]`` triples rendered by each platform;
+    ``attachment`` is the path of a picture to show with the text where the platform allows pictures (the
+    retraining report's confusion matrix), ``""`` for none.
     """
 
     id: int | None = Field(default=None, primary_key=True)
@@ -282,6 +284,7 @@ class Notification(SQLModel, table=True):
     created_at: datetime = _ts(default_factory=utcnow)
     sent_at: datetime | None = _ts(default=None)
     error: str = ""
+    attachment: str = ""
 
 
 class Introduction(SQLModel, table=True):
@@ -372,3 +375,62 @@ class ModelVersion(SQLModel, table=True):
     metrics: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     status: str = Field(default="active", max_length=20)
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+class TrainingRunStatus:
+    """Values of :attr:`TrainingRun.status`."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    REFUSED = "refused"
+    DRY_RUN = "dry_run"
+    FAILED = "failed"
+    #: A run is in progress in these states (at most one at a time, see :attr:`TrainingRun.active`).
+    IN_PROGRESS = (QUEUED, RUNNING)
+
+
+class TrainingRun(SQLModel, table=True):
+    """One ``/bot retrain``: who asked, where to report, and what came of it.
+
+    ``active`` is 1 while the run is queued or running and ``NULL`` afterwards; its unique index lets at
+    most one run be in progress per deployment (two retrain commands at once: the second insert fails).
+    The worker process (``pid``) refreshes ``heartbeat_at``; a run whose heartbeat stopped (the worker was
+    killed) is marked failed by the next command. ``report`` holds the evaluation (accuracy before and
+    after, per-intent changes, the gate's decision); ``version`` is the trained version, ``previous_version``
+    the one serving when the run started.
+    """
+
+    __tablename__ = "training_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    requested_by: str = Field(max_length=250)
+    platform: str = Field(max_length=20)
+    conversation: str = Field(max_length=200)
+    language: str = Field(default="en", max_length=10)
+    dry_run: bool = False
+    status: str = Field(default=TrainingRunStatus.QUEUED, max_length=20)
+    active: int | None = Field(default=1, unique=True)
+    pid: int | None = None
+    version: str = ""
+    previous_version: str = ""
+    report: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    error: str = ""
+    created_at: datetime = _ts(default_factory=utcnow)
+    started_at: datetime | None = _ts(default=None)
+    heartbeat_at: datetime | None = _ts(default=None)
+    finished_at: datetime | None = _ts(default=None)
+
+
+class AdminAction(SQLModel, table=True):
+    """The audit log: every admin action (labels, retrains, rollbacks, settings), who did it and when."""
+
+    __tablename__ = "admin_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    community_id: int = Field(foreign_key="community.id", index=True)
+    actor: str = Field(max_length=250)
+    action: str = Field(max_length=40)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _ts(default_factory=utcnow, index=True)

@@ -32,8 +32,10 @@ def queue_notification(
     reply: Reply,
     due_at: datetime | None = None,
     member_id: int | None = None,
+    attachment: str = "",
 ) -> bool:
-    """Queue ``reply`` for ``(platform, conversation)`` at ``due_at`` (default now) under ``key``.
+    """Queue ``reply`` for ``(platform, conversation)`` at ``due_at`` (default now) under ``key`` (with the
+    picture at the path ``attachment``, shown where the platform allows pictures).
 
     Returns ``False`` (and queues nothing) when a notification with ``key`` exists already, whatever its
     status: a message is queued at most once. Runs in a savepoint, so a duplicate never spoils the
@@ -52,6 +54,7 @@ def queue_notification(
         language=reply.language,
         buttons=[[b.label, b.action, b.value] for b in reply.buttons],
         due_at=due_at or utcnow(),
+        attachment=attachment,
     )
     try:
         with session.begin_nested():
@@ -133,4 +136,5 @@ def reply_of(notification: Notification) -> Reply:
     """The :class:`Reply` a notification row stands for (text, language, buttons)."""
     buttons = tuple(Button(label=str(b[0]), action=str(b[1]), value=str(b[2]))
                     for b in notification.buttons or () if len(b) == 3)
-    return Reply(text=notification.text, language=notification.language or "en", buttons=buttons)
+    return Reply(text=notification.text, language=notification.language or "en", buttons=buttons,
+                 attachment=notification.attachment)

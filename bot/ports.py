@@ -41,6 +41,16 @@ class IntentClassifier(Protocol):
         ...
 
 
+class Retrainer(Protocol):
+    """Runs a retraining of the intent model in the background, never in the request path."""
+
+    def start(self, run_id: int) -> None:
+        """Start the work of the queued :class:`bot.models.TrainingRun` ``run_id`` (a worker process) and
+        return at once; the worker reports progress and the result through queued notifications and the
+        run's row."""
+        ...
+
+
 class Matcher(Protocol):
     """Ranks a community's members, resources and events against a query.
 
