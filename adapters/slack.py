@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
@@ -101,13 +102,15 @@ Handle = Callable[[IncomingMessage], HandledMessage]
 
 @dataclass(frozen=True, slots=True)
 class _Post:
-    """One chat.postMessage: where, what, and which token."""
+    """One chat.postMessage (or, with an ``attachment``, one file upload with the text as its comment):
+    where, what, and which token."""
 
     team_id: str
     channel: str
     text: str
     blocks: list[dict[str, Any]] | None
     thread_ts: str | None
+    attachment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,7 +488,8 @@ class SlackAdapter:
     def post(self, *, team_id: str, channel: str, reply: Reply, thread_ts: str | None = None) -> None:
         """Queue ``reply`` for ``channel`` (in ``thread_ts`` when given) through the paced outbox."""
         self.outbox.submit(
-            (team_id, channel), _Post(team_id, channel, escape(reply.text), render_blocks(reply), thread_ts)
+            (team_id, channel),
+            _Post(team_id, channel, escape(reply.text), render_blocks(reply), thread_ts, reply.attachment),
         )
 
     def send(self, *, community: str, conversation: str, reply: Reply, timeout: float = 120.0) -> None:
@@ -500,7 +504,7 @@ class SlackAdapter:
         team_id = self._team_of(community)
         if team_id is None:
             raise LookupError(f"no Slack workspace serves the community {community!r}")
-        post = _Post(team_id, conversation, escape(reply.text), render_blocks(reply), None)
+        post = _Post(team_id, conversation, escape(reply.text), render_blocks(reply), None, reply.attachment)
         self.outbox.submit((team_id, conversation), post).result(timeout=timeout)
 
     def _team_of(self, community: str) -> str | None:
@@ -515,6 +519,8 @@ class SlackAdapter:
         if team is None:
             raise TargetGone("app_uninstalled")
         try:
+            if post.attachment and Path(post.attachment).is_file():
+                return self._upload(team.client, post)
             kwargs: dict[str, Any] = {"channel": post.channel, "text": post.text}
             if post.blocks:
                 kwargs["blocks"] = post.blocks
@@ -529,6 +535,19 @@ class SlackAdapter:
             if error in GONE_ERRORS:
                 raise TargetGone(error) from exc
             raise
+
+    @staticmethod
+    def _upload(client: WebClient, post: _Post) -> Any:
+        """Upload ``post.attachment`` (a picture) to the channel with the text as its comment; a user id is
+        first turned into the id of the direct conversation with them (uploads need a channel id)."""
+        channel = post.channel
+        if channel[:1] in ("U", "W"):
+            channel = str(client.conversations_open(users=channel)["channel"]["id"])
+        kwargs: dict[str, Any] = {"channel": channel, "file": post.attachment, "initial_comment": post.text,
+                                  "title": Path(post.attachment).name}
+        if post.thread_ts:
+            kwargs["thread_ts"] = post.thread_ts
+        return client.files_upload_v2(**kwargs)
 
     def socket_mode_handler(self, app_token: str) -> SocketModeHandler:
         """A Socket Mode connection for this app (``connect()`` to run it in the background, ``start()`` to

@@ -395,7 +395,10 @@ class WeChatAdapter:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=self.heartbeat_timeout)
+                    # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that
+                    # arrives as the item does (gh-86296), and run() would then never stop
+                    async with asyncio.timeout(self.heartbeat_timeout):
+                        item = await queue.get()
                 except TimeoutError:
                     if pinged:
                         raise Disconnected(

@@ -135,3 +135,19 @@ def test_introduction_buttons_run_the_members_intro_command(make_bot: Callable[.
     assert _click(bot, "intro_yes:0", "7") == 200
     [answer] = bot.fake.wait_for_responses(1, timeout=10)
     assert "7" in answer["text"]
+
+
+def test_a_notification_with_a_picture_is_uploaded_to_the_members_dm(
+    make_bot: Callable[..., SlackBot], tmp_path: Any
+) -> None:
+    picture = tmp_path / "confusion.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    bot = make_bot()
+    reply = Reply(text="Retraining #3: promoted v0004", attachment=str(picture))
+    bot.adapter.send(community="default", conversation="U_MEMBER", reply=reply)
+    [upload] = bot.fake.uploads
+    assert upload.completed and upload.filename == "confusion.png"
+    assert upload.data == picture.read_bytes()
+    assert upload.initial_comment == "Retraining #3: promoted v0004"
+    assert len(upload.channels) == 1 and upload.channels[0].startswith("D")
+    assert bot.fake.posts() == []
