@@ -152,7 +152,7 @@ def _endpoint(endpoint: str) -> tuple[str, int]:
     """
     rest = endpoint.strip().split("://", 1)[-1].rstrip("/")
     host, sep, port = rest.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(
             f"COMMUNITYBOT_WECHAT_ENDPOINT must be host:port (e.g. 127.0.0.1:8788), not {endpoint!r}"
         )

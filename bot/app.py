@@ -8,13 +8,14 @@ directory, trains) it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from bot.db import create_db_engine, upgrade_database
 from bot.messages import HandledMessage, IncomingMessage
-from bot.ports import IntentClassifier, Matcher
+from bot.ports import IntentClassifier, Matcher, Retrainer
 from bot.router import Router
 from bot.settings import Settings
 
@@ -24,14 +25,27 @@ log = logging.getLogger(__name__)
 def load_classifier(
     settings: Settings, *, engine: Engine | None = None, progress: bool = True
 ) -> IntentClassifier:
-    """The data directory's current intent model; trained from the shipped seeds on first use."""
-    from nlp.registry import ensure_intent_model
+    """The serving intent model (:class:`nlp.serving.ServingClassifier`): the database's active version,
+    else the data directory's current one (trained from the shipped seeds, or copied from the shipped
+    seed model, on first use), served with ``settings.intent_runtime``. With ``engine`` it follows the
+    database's active version from then on: a promotion or a rollback made by any process is served
+    within seconds."""
+    from nlp.serving import open_serving_classifier
 
-    classifier = ensure_intent_model(
-        data_dir=settings.data_dir, base_model=settings.base_model, progress=progress, engine=engine
+    return open_serving_classifier(
+        data_dir=settings.data_dir,
+        base_model=settings.base_model,
+        engine=engine,
+        runtime=settings.intent_runtime,
+        progress=progress,
     )
-    classifier.use_runtime(settings.intent_runtime)
-    return classifier
+
+
+def load_retrainer(settings: Settings) -> Retrainer:
+    """Starts ``/bot retrain`` runs in worker processes (:class:`nlp.retrain_worker.SubprocessRetrainer`)."""
+    from nlp.retrain_worker import SubprocessRetrainer
+
+    return SubprocessRetrainer(settings)
 
 
 def load_matcher(settings: Settings, *, engine: Engine) -> Matcher:
@@ -77,13 +91,21 @@ class App:
         return self.router.classifier
 
 
-def build_app(settings: Settings, *, progress: bool = True, engine: Engine | None = None) -> App:
+def build_app(
+    settings: Settings,
+    *,
+    progress: bool = True,
+    engine: Engine | None = None,
+    retrainer: Callable[[], Retrainer] | None = None,
+) -> App:
     """Create the engine (upgrading the schema), and a router whose models load on first use.
 
     Args:
         settings: deployment settings.
         progress: show progress bars (model preparation, indexing) on stderr.
         engine: reuse an existing engine (tests); otherwise one is created from ``settings``.
+        retrainer: a factory of what ``/bot retrain`` starts; default :func:`load_retrainer` (a worker
+            process per run). Tests may pass a faster configuration.
     """
     if engine is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -98,5 +120,6 @@ def build_app(settings: Settings, *, progress: bool = True, engine: Engine | Non
         settings=settings,
         classifier=lambda: load_classifier(settings, engine=bound_engine, progress=progress),
         matcher=lambda: load_matcher(settings, engine=bound_engine),
+        retrainer=retrainer or (lambda: load_retrainer(settings)),
     )
     return App(settings=settings, engine=engine, router=router, progress=progress)

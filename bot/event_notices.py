@@ -42,7 +42,8 @@ def promote_waitlisted(session: Session, event: Event, *, now: datetime, languag
                        zone: ZoneInfo) -> list[Member]:
     """Give free seats of ``event`` to the first in line, while there are seats and people waiting; each is
     set to ``yes`` (answered ``now``: reminders due before it are not sent to them) and told by a queued
-    direct message in their language (``language``, the community's, is the fallback) under the key
+    direct message in their language (:func:`bot.members.member_language`: their profile's, else that of
+    their latest message; ``language``, the community's, is the fallback) under the key
     ``promoted:{event}:{member}:{n}`` (``n``: their n-th promotion to this event).
 
     Returns the members promoted, in order (none for a cancelled, past or full event, or an empty line).
@@ -69,7 +70,7 @@ def _tell_promoted(session: Session, event: Event, member: Member, *, now: datet
     prefix = f"promoted:{event.id}:{member.id}:"
     earlier = session.exec(select(sa.func.count()).select_from(Notification)
                            .where(col(Notification.key).startswith(prefix, autoescape=True))).one()
-    lang = member_language(member, language)
+    lang = member_language(member, language, session=session)
     when = format_when(event.starts_at, tz=member_zone(member, zone), language=lang)
     text = tr(lang, f"🎉 A place opened up: you're now going to #{event.id} {event.title} ({when}). "
                     "If you can't make it after all, say so, and the next person in line gets the place.",
@@ -113,7 +114,8 @@ def announce_event(session: Session, event: Event, *, channels: Sequence[str], l
     """Queue an announcement of ``event`` (new, or changed: ``changes`` are lines saying what changed) to
     each of the community's announcement ``channels`` (``slack:C123``, ``wechat:123@chatroom`` or bare ids,
     :func:`bot.notifications.split_target`; an entry that names no platform is logged and skipped), with
-    the RSVP buttons, in ``language`` (the community's).
+    the RSVP buttons, in ``language`` (the caller's choice: the channels are read by many, so there is no
+    one member's language to take).
 
     The key ``announce:{event}:{updated_at}:{platform}:{conversation}`` makes each version of the event
     announced once per channel. Returns how many announcements were queued.
@@ -174,8 +176,9 @@ def alert_interested_members(session: Session, event: Event, *, matches: Sequenc
                              zone: ZoneInfo, now: datetime) -> int:
     """Tell members personally of a new event that matches their profile: of ``matches``
     (:func:`interested_members`), those at or above the threshold who opted in (``consent_event_alerts``),
-    never the organiser. One direct message each, in their language (``language``, the community's, is
-    the fallback), key ``alert:{event}:{member}``. Returns how many were queued.
+    never the organiser. One direct message each, in their language (:func:`bot.members.member_language`;
+    ``language``, the community's, is the fallback), key ``alert:{event}:{member}``. Returns how many were
+    queued.
     """
     queued = 0
     for match in matches:
@@ -183,7 +186,7 @@ def alert_interested_members(session: Session, event: Event, *, matches: Sequenc
         if (match.below_threshold or member is None or member.community_id != event.community_id
                 or not member.consent_event_alerts or member.id == event.organiser_member_id):
             continue
-        lang = member_language(member, language)
+        lang = member_language(member, language, session=session)
         summary = event_summary(session, event, language=lang, zone=member_zone(member, zone))
         text = tr(lang, f"📅 A new event that matches your interests:\n{summary}",
                   f"📅 有一个和你兴趣相符的新活动：\n{summary}")
@@ -205,7 +208,7 @@ def notify_cancelled(session: Session, event: Event, *, language: str, zone: Zon
     skip_pending(session, key_prefix=f"reminder:{event.id}:")
     queued = 0
     for member in rows:
-        lang = member_language(member, language)
+        lang = member_language(member, language, session=session)
         when = format_when(event.starts_at, tz=member_zone(member, zone), language=lang)
         text = tr(lang, f"❌ #{event.id} {event.title} ({when}) was cancelled by the organiser. Sorry!",
                   f"❌ 很抱歉，#{event.id} {event.title}（{when}）已被组织者取消。")

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from bot.community import CommunitySettings
 from bot.event_query import event_topic, event_window
 from bot.events import event_line, upcoming_events
+from bot.feedback import is_positive_feedback
 from bot.i18n import tr
 from bot.language import language_codes
 from bot.messages import Button, IncomingMessage, Match, MatchKind, Reply
@@ -402,7 +403,11 @@ def handle_thanks(ctx: IntentContext) -> IntentResult:
 
 
 def handle_feedback(ctx: IntentContext) -> IntentResult:
-    """Feedback is kept for review and retraining (the router flags the message)."""
+    """Feedback is kept for review and retraining (the router flags the message and, through
+    :mod:`bot.feedback`, the answer it is about); positive feedback (the "helpful" button) is only thanked."""
+    if is_positive_feedback(ctx.text):
+        text = tr(ctx.language, "Thanks — glad it helped!", "谢谢，很高兴帮上了忙！")
+        return IntentResult([Reply(text=text, language=ctx.language)])
     text = tr(ctx.language, "Thanks for the feedback — an admin will review it.", "谢谢反馈，管理员会查看。")
     return IntentResult([Reply(text=text, language=ctx.language)], unanswered=True)
 

@@ -2,7 +2,8 @@
 
 On one account ``/profile link`` issues a one-time code (:func:`issue_link_code`); sent from the other
 account as ``/profile link CODE`` it is redeemed (:func:`redeem_link_code`) and the sender's member is merged
-into the issuer's (:func:`bot.members.merge_members`): profile, RSVPs and consent are then shared.
+into the issuer's (:func:`bot.members.merge_members`): profile, RSVPs and consent are then shared (where the
+two profiles differ, the more recently updated account's values and choices hold).
 
 A code is 8 characters from :data:`CODE_ALPHABET` (no 0/O/1/I/L to misread), shown grouped as
 ``K7MX-P4QD``; it is read back case-insensitively, without spaces or dashes, full-width characters folded
@@ -15,13 +16,14 @@ import hashlib
 import secrets
 import unicodedata
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.errors import UsageError
 from bot.i18n import tr
-from bot.members import merge_members
+from bot.members import MergedProfile, merge_members
 from bot.models import LinkCode, Member
 
 #: The characters of a code: digits and capitals without the look-alikes 0, O, 1, I and L.
@@ -81,15 +83,25 @@ def issue_link_code(
     return format_code(code)
 
 
+class Redeemed(NamedTuple):
+    """The outcome of :func:`redeem_link_code`: the kept member, and which of the fields the two accounts
+    differed on came from which (:class:`bot.members.MergedProfile`)."""
+
+    member: Member
+    merged: MergedProfile
+
+
 def redeem_link_code(
     session: Session, *, member: Member, platform: str, code: str, now: datetime, language: str = "en"
-) -> Member:
+) -> Redeemed:
     """Redeem ``code`` sent by ``member`` from ``platform``: merge ``member`` into the member the code was
-    issued to, mark the code used, and return that (kept) member. ``member``'s row is deleted.
+    issued to, mark the code used, and return that (kept) member with what the merge took from each side.
+    ``member``'s row is deleted.
 
-    The merge is :func:`bot.members.merge_members` (the issuer's row, display name and consent stand; its
-    empty profile fields are filled from ``member``). Marking the code used is a conditional update, so of
-    two accounts redeeming one code at once only one succeeds. Flushes, never commits.
+    The merge is :func:`bot.members.merge_members`: the issuer's row and display name stand; empty profile
+    fields are filled from the other account; a field both filled differently, and the consents and
+    opt-ins, take the values of the account updated more recently. Marking the code used is a conditional
+    update, so of two accounts redeeming one code at once only one succeeds. Flushes, never commits.
 
     Raises:
         UsageError (message in ``language``): the code is not code-shaped, unknown, expired or already
@@ -124,8 +136,8 @@ def redeem_link_code(
     session.refresh(link)
     keep = session.get(Member, link.member_id)
     assert keep is not None  # the foreign key, and merge_members deletes a merged member's codes
-    merge_members(session, keep=keep, gone=member, now=now)
-    return keep
+    merged = merge_members(session, keep=keep, gone=member, now=now)
+    return Redeemed(keep, merged)
 
 
 def _ask_again(language: str) -> str:

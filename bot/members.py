@@ -4,10 +4,11 @@ two members that turn out to be one person (:func:`merge_members`)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.db import get_or_insert
 from bot.language import SUPPORTED_LANGUAGES, language_code
@@ -17,6 +18,7 @@ from bot.models import (
     Introduction,
     LinkCode,
     Member,
+    MessageLog,
     Notification,
     PlatformIdentity,
     QuestionRoute,
@@ -76,11 +78,32 @@ def member_for_sender(
     return get_or_insert(session, find, insert)
 
 
-#: Profile text fields that :func:`merge_members` fills on the kept member when they are empty there.
+#: Profile text fields that :func:`merge_members` joins: an empty one is filled from the other member; where
+#: both differ, the more recently updated member's value is kept.
 MERGED_PROFILE_FIELDS = ("bio", "skills", "offers", "needs", "location", "languages", "timezone", "url")
+#: The consents and opt-ins :func:`merge_members` takes from the more recently updated member.
+MERGED_CHOICES = ("consent_suggest", "consent_digest", "consent_quote", "consent_event_alerts",
+                  "consent_questions", "intro_opt_out", "intro_snooze_until")
 
 
-def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime | None = None) -> None:
+@dataclass(frozen=True)
+class MergedProfile:
+    """What :func:`merge_members` did with the fields (:data:`MERGED_PROFILE_FIELDS`, then
+    :data:`MERGED_CHOICES`, in that order) on which the two members differed.
+
+    Attributes:
+        from_gone: fields that now hold ``gone``'s value (empty on ``keep``, or ``gone`` was updated later).
+        from_keep: fields where ``keep``'s value stood over a different one of ``gone``'s (``gone``'s was
+            empty, or ``keep`` was updated later or at the same time).
+    """
+
+    from_gone: tuple[str, ...] = ()
+    from_keep: tuple[str, ...] = ()
+
+
+def merge_members(
+    session: Session, *, keep: Member, gone: Member, now: datetime | None = None
+) -> MergedProfile:
     """Join ``gone`` into ``keep`` (two accounts of one person) and delete ``gone``; flushes, never commits.
 
     What moves to ``keep``:
@@ -94,17 +117,24 @@ def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime
     * scheduled work: its queued notifications, the questions routed to it (where ``keep`` was not asked
       the same one) and its introductions (an introduction between the two accounts, or one ``keep``
       already has with the same person, is dropped);
-    * profile text (:data:`MERGED_PROFILE_FIELDS`): each field that is empty on ``keep`` is filled from
-      ``gone``; a field ``keep`` has filled is never overwritten. ``keep``'s ``display_name`` stands;
+    * profile text (:data:`MERGED_PROFILE_FIELDS`): a field empty on ``keep`` is filled from ``gone``; a
+      field both filled with different values takes the value of the member whose ``updated_at`` is later
+      (the person's most recent word; on a tie ``keep``'s stands). ``keep``'s ``display_name`` stands;
       ``gone``'s ``external_key`` (an import's key) is carried over when ``keep`` has none, so a re-import
       updates ``keep`` instead of re-creating ``gone``.
 
-    Consent rule: ``keep``'s ``consent_suggest``, ``consent_digest`` and ``consent_quote`` stand unchanged
-    and ``gone``'s are dropped: ``keep`` is the account the person chose to link *to*, so its choices are
-    the ones that hold, and a merge never turns on a consent that ``keep`` had off.
+    Consent rule: the consents and opt-ins (:data:`MERGED_CHOICES`: ``consent_suggest``,
+    ``consent_digest``, ``consent_quote``, ``consent_event_alerts``, ``consent_questions``,
+    ``intro_opt_out``, ``intro_snooze_until``) are all taken from the member whose ``updated_at`` is later
+    (on a tie, ``keep``'s), as one set: the person's most recent choices hold, so an explicit
+    ``digest: no`` made last is never turned back on by the other account's older yes, and a yes made last
+    is not lost.
 
     ``gone``'s own link codes are deleted with it. ``keep.updated_at`` is set to ``now`` (default: the
     current time) so the search index re-embeds the merged profile.
+
+    Returns:
+        Which differing fields came from which member (:class:`MergedProfile`), for telling the person.
 
     Raises:
         ValueError: ``keep`` and ``gone`` are the same member, are not both stored, or belong to different
@@ -146,9 +176,7 @@ def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime
         session.delete(code)
     _move_scheduled_work(session, keep_id=keep_id, gone_id=gone_id)
 
-    for field in MERGED_PROFILE_FIELDS:
-        if not getattr(keep, field).strip() and getattr(gone, field).strip():
-            setattr(keep, field, getattr(gone, field))
+    merged = _merge_profile(keep, gone)
     external_key = gone.external_key if keep.external_key is None else None
     keep.updated_at = now or utcnow()
     session.add(keep)
@@ -160,6 +188,33 @@ def merge_members(session: Session, *, keep: Member, gone: Member, now: datetime
         keep.external_key = external_key
         session.add(keep)
         session.flush()
+    return merged
+
+
+def _merge_profile(keep: Member, gone: Member) -> MergedProfile:
+    """Set ``keep``'s profile fields and choices by the rules of :func:`merge_members`."""
+    gone_later = gone.updated_at > keep.updated_at
+    from_gone: list[str] = []
+    from_keep: list[str] = []
+    for field in MERGED_PROFILE_FIELDS:
+        mine, theirs = getattr(keep, field), getattr(gone, field)
+        if mine.strip() == theirs.strip():
+            continue
+        if theirs.strip() and (gone_later or not mine.strip()):
+            setattr(keep, field, theirs)
+            from_gone.append(field)
+        else:
+            from_keep.append(field)
+    for field in MERGED_CHOICES:
+        mine, theirs = getattr(keep, field), getattr(gone, field)
+        if mine == theirs:
+            continue
+        if gone_later:
+            setattr(keep, field, theirs)
+            from_gone.append(field)
+        else:
+            from_keep.append(field)
+    return MergedProfile(from_gone=tuple(from_gone), from_keep=tuple(from_keep))
 
 
 def _move_scheduled_work(session: Session, *, keep_id: int, gone_id: int) -> None:
@@ -194,12 +249,34 @@ def _move_scheduled_work(session: Session, *, keep_id: int, gone_id: int) -> Non
 _LANGUAGE_SPLIT = re.compile(r"[,，、;；/|]+")
 
 
-def member_language(member: Member, default: str) -> str:
+def member_language(member: Member, default: str, *, session: Session | None = None) -> str:
     """The language to write to ``member`` in: the first language of their profile when the bot writes it
-    (``中文, English`` -> ``zh``), else ``default`` (the community's)."""
+    (``中文, English`` -> ``zh``); else, when ``session`` is given, the language of their most recent
+    message to the bot (:func:`recent_language`); else ``default`` (the community's)."""
     first = _LANGUAGE_SPLIT.split(member.languages.strip(), maxsplit=1)[0]
     code = language_code(first)
-    return code if code in SUPPORTED_LANGUAGES else default
+    if code in SUPPORTED_LANGUAGES:
+        assert code is not None
+        return code
+    recent = recent_language(session, member) if session is not None else None
+    return recent or default
+
+
+def recent_language(session: Session, member: Member) -> str | None:
+    """The language of ``member``'s most recent logged message (:class:`~bot.models.MessageLog`) from any
+    of their accounts (:class:`~bot.models.PlatformIdentity`) in their community, among those whose
+    language is set to one the bot writes; ``None`` when there is none."""
+    row = session.exec(
+        select(MessageLog.language)
+        .join(PlatformIdentity, (col(PlatformIdentity.community_id) == col(MessageLog.community_id))
+              & (col(PlatformIdentity.platform) == col(MessageLog.platform))
+              & (col(PlatformIdentity.platform_user_id) == col(MessageLog.sender)))
+        .where(PlatformIdentity.member_id == member.id, MessageLog.community_id == member.community_id,
+               col(MessageLog.language).in_(SUPPORTED_LANGUAGES))
+        .order_by(col(MessageLog.created_at).desc(), col(MessageLog.id).desc())
+        .limit(1)
+    ).first()
+    return row or None
 
 
 def member_zone(member: Member, default: ZoneInfo) -> ZoneInfo:

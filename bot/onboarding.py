@@ -18,18 +18,27 @@ messages to :func:`take_answer` instead of the classifier (commands work as usua
   ``consent_suggest`` is turned on, as ``/profile set`` does), then the next question is asked;
 * a pass word (``-``, ``none``, ``无``) leaves that field empty and moves on;
 * a skip word (``skip``, ``跳过``) ends the conversation (``skipped``);
+* a question (:func:`is_question`: it ends with ``?``/``？`` or ``吗``, or starts with a question word such
+  as ``who``, ``anyone``, ``is there``, ``有人``, ``请问``, ``有没有``) is not an answer: it is handled as
+  any other message, nothing is stored, and the step keeps waiting for the answer;
 * a conversation untouched for :data:`ANSWER_WINDOW` lapses (``skipped``): the member's next message is
   handled as any other, never stored as an old question's answer.
+
+The welcome is written in the member's language (:func:`bot.members.member_language`: their profile's, else
+that of their latest message to the bot, else the language the router chose, the community's at a first
+contact).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from bot.i18n import tr
+from bot.members import member_language
 from bot.messages import Reply
 from bot.models import Member
 
@@ -53,14 +62,28 @@ _QUESTIONS = {
 _SKIP = frozenset({"skip", "stop", "cancel", "later", "not now",
                    "跳过", "不用了", "算了", "停止", "以后再说"})
 _PASS = frozenset({"-", "none", "nothing", "n/a", "pass", "next", "无", "没有", "暂无", "下一个", "下一题"})
+#: A message that starts with one of these asks something (English: whole words, any case).
+_QUESTION_START = re.compile(
+    r"(?:(?:who|whom|whose|what|where|when|why|which|how|any|anyone|anybody|is\s+there|are\s+there"
+    r"|is\s+anyone|does\s+anyone|does\s+anybody|do\s+you\s+know|can\s+anyone|can\s+someone"
+    r"|could\s+anyone|could\s+someone)\b"
+    r"|有人|有谁|谁|哪里|哪儿|哪个|哪位|哪些|哪家|哪种|哪天|哪一|怎么|怎样|如何|什么|为什么|有没有|请问|能不能"
+    r"|可不可以|是否|求推荐)",
+    re.IGNORECASE)
+#: A message that ends with one of these (trailing spaces and full stops aside) asks something.
+_QUESTION_END = ("?", "？", "吗")
 
 
 def welcome(session: Session, *, member: Member, community_name: str, language: str,
             now: datetime) -> list[Reply]:
     """The welcome of ``member`` and the first question (one private reply), or ``[]`` when the member
-    was welcomed before. Sets ``welcomed_at`` and ``onboarding``; flushes, never commits."""
+    was welcomed before. Sets ``welcomed_at`` and ``onboarding``; flushes, never commits.
+
+    The reply is in :func:`bot.members.member_language` of the member, with ``language`` (the router's
+    choice: the community's for a member it has not heard from) as the fallback."""
     if member.welcomed_at is not None or not _claim_welcome(session, member, now):
         return []
+    language = member_language(member, language, session=session)
     step = _next_step(member, after=None)
     member.onboarding = step or DONE
     session.add(member)
@@ -99,8 +122,9 @@ def take_answer(session: Session, *, member: Member, text: str, language: str,
     """Handle ``text`` (a direct, non-command message of ``member``) as the answer to the waiting question.
 
     Returns the replies (the next question, or the closing summary), or ``None`` when no question waits
-    (the message is then handled as usual); a conversation that lapsed is closed (``skipped``) and gives
-    ``None``. Flushes, never commits.
+    or ``text`` is itself a question (:func:`is_question`; the message is then handled as usual and the
+    step still waits); a conversation that lapsed is closed (``skipped``) and gives ``None``. Flushes,
+    never commits.
     """
     step = member.onboarding
     if step not in STEPS:
@@ -119,6 +143,8 @@ def take_answer(session: Session, *, member: Member, text: str, language: str,
                               "例如 /资料 设置 能提供：……；需要：……"),
                       language=language, private=True)]
     if word not in _PASS:
+        if is_question(text):
+            return None  # the step keeps waiting; the router handles the question as usual
         _store(session, member, step, text.strip()[:MAX_ANSWER_CHARS], now)
     following = _next_step(member, after=step)
     if following is None:
@@ -129,6 +155,15 @@ def take_answer(session: Session, *, member: Member, text: str, language: str,
     session.flush()
     thanks = tr(language, "Thanks!", "谢谢！")
     return [Reply(text=f"{thanks} {_question(following, language)}", language=language, private=True)]
+
+
+def is_question(text: str) -> bool:
+    """Whether ``text`` asks something instead of answering: it ends with ``?``, ``？`` or ``吗`` (trailing
+    white space and full stops aside), or starts with a question word (``who``, ``any``, ``anyone``,
+    ``is there``, ``有人``, ``谁``, ``哪里``, ``怎么``, ``什么``, ``有没有``, ``请问``, ``能不能`` …)."""
+    stripped = text.strip()
+    return (stripped.rstrip(" .。!！~～…").endswith(_QUESTION_END)
+            or _QUESTION_START.match(stripped) is not None)
 
 
 def _lapsed(member: Member, now: datetime) -> bool:

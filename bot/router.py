@@ -8,6 +8,10 @@ Order of work for one message (DESIGN, "One message, end to end"):
    predicts an intent; below the community's confidence floor the bot offers the two likeliest readings
    and flags the message for review instead of guessing;
 4. the intent's handler answers through the matcher.
+Feedback (:mod:`bot.feedback`): a short negative reaction (``不对``, ``wrong``) right after an answer puts
+that answer into the review queue and is thanked, not classified; a "not helpful" button flags the
+member's last answer too (longer feedback, classified as ``feedback``, is queued itself: it may praise, or
+ask for a feature).
 Onboarding (:mod:`bot.onboarding`): a join event (``intent="member_joined"``) gets the welcome, once per
 member; while a member's welcome conversation waits for an answer, their direct non-command messages are
 its answers instead of going to the classifier.
@@ -26,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot import onboarding
+from bot import feedback, onboarding
 from bot.commands import is_command, run_command
 from bot.commands.context import CommandContext
 from bot.community import CommunitySettings, community_settings, get_or_create_community
@@ -44,7 +48,7 @@ from bot.language import choose_language, language_code
 from bot.members import CONSOLE_USER, member_for_sender
 from bot.messages import HandledMessage, IncomingMessage, Match, MatchKind, Reply
 from bot.models import Community, Member, MessageLog
-from bot.ports import IntentClassifier, IntentPrediction, Matcher
+from bot.ports import IntentClassifier, IntentPrediction, Matcher, Retrainer
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,8 @@ class Router:
         classifier: a zero-argument factory of the intent classifier, called on first use (lazy loading:
             commands never wait for a model).
         matcher: a zero-argument factory of the matcher, called on first use.
+        retrainer: a zero-argument factory of the retrainer ``/bot retrain`` starts, called on first use;
+            ``None`` where this process cannot start training (the command says so).
         clock: returns the current aware UTC time (tests inject a fixed one).
     """
 
@@ -83,14 +89,17 @@ class Router:
         settings: Settings,
         classifier: Callable[[], IntentClassifier],
         matcher: Callable[[], Matcher],
+        retrainer: Callable[[], Retrainer] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
         self.settings = settings
         self._classifier_factory = classifier
         self._matcher_factory = matcher
+        self._retrainer_factory = retrainer
         self._classifier: IntentClassifier | None = None
         self._matcher: Matcher | None = None
+        self._retrainer: Retrainer | None = None
         self.clock = clock
 
     @property
@@ -106,6 +115,13 @@ class Router:
         if self._matcher is None:
             self._matcher = self._matcher_factory()
         return self._matcher
+
+    @property
+    def retrainer(self) -> Retrainer | None:
+        """The retrainer, created on first use; ``None`` when none was wired."""
+        if self._retrainer is None and self._retrainer_factory is not None:
+            self._retrainer = self._retrainer_factory()
+        return self._retrainer
 
     def handle(self, message: IncomingMessage) -> HandledMessage:
         """Handle one message; never raises for a failure inside the handling of this message."""
@@ -161,6 +177,10 @@ class Router:
             # transaction: registering a model version writes to the database too, and SQLite allows
             # one writer at a time.
             self.classifier  # noqa: B018
+            # Likewise bring the matcher's index up to date outside it: a catch-up (a new base model, a
+            # moved data directory) re-embeds for minutes, and a write transaction held that long makes
+            # every other writer (the scheduler's job store) fail with "database is locked".
+            self._sync_matcher(message.community)
         with session_scope(self.engine) as session:
             community = get_or_create_community(session, message.community, settings=self.settings)
             settings = community_settings(community, settings=self.settings)
@@ -185,6 +205,7 @@ class Router:
                     is_admin=self._is_admin(message, settings),
                     now=now,
                     matcher=_LazyMatcher(self),
+                    retrainer=_LazyRetrainer(self) if self._retrainer_factory is not None else None,
                 )
                 replies = run_command(ctx, text)
                 self._log(
@@ -205,6 +226,9 @@ class Router:
                     self._log(session, message, community.id, language, intent="onboarding", confidence=None,
                               answered=True, review=False)
                     return HandledMessage(replies=tuple(answered), intent="onboarding", language=language)
+            if not message.intent and feedback.is_negative_reaction(text) and self._flag_reacted_to(
+                    session, message, community.id, text):
+                return self._feedback_noted(session, message, community.id, language)
             if not self._addressed(message, settings):
                 return HandledMessage(replies=(), language=language)
             if not _HAS_LETTER.search(text):
@@ -242,6 +266,8 @@ class Router:
                     result = handler(ictx)
                 except CommunityBotError as exc:
                     result = IntentResult([Reply(text=exc.user_message, language=language)])
+                if message.intent == feedback.FEEDBACK:  # a "not helpful" button: about the last answer
+                    self._flag_reacted_to(session, message, community.id, text)
             self._log(
                 session,
                 message,
@@ -268,6 +294,41 @@ class Router:
         self._log(session, message, community.id, language, intent=onboarding.JOINED, confidence=None,
                   answered=bool(replies), review=False)
         return HandledMessage(replies=tuple(replies), intent=onboarding.JOINED, language=language)
+
+    def _flag_reacted_to(self, session: Session, message: IncomingMessage, community_id: int | None,
+                         text: str) -> bool:
+        """Flag for review the answer that the feedback ``message`` reacts to; ``False`` when there is none
+        (or the feedback is positive). A typed reaction must follow the answer within minutes; a button
+        (the platform states the intent) may be pressed later and after other messages."""
+        assert community_id is not None
+        if feedback.is_positive_feedback(text):
+            return False
+        button = message.intent is not None
+        flagged = feedback.flag_previous_answer(
+            session, community_id=community_id, message=message, latest_only=not button,
+            within=feedback.BUTTON_WINDOW if button else feedback.REACTION_WINDOW)
+        return flagged is not None
+
+    def _feedback_noted(self, session: Session, message: IncomingMessage, community_id: int | None,
+                        language: str) -> HandledMessage:
+        """A negative reaction that flagged the answer it reacts to: thank the member, briefly."""
+        self._log(session, message, community_id, language, intent=feedback.FEEDBACK, confidence=None,
+                  answered=True, review=False)
+        text = tr(language, "Thanks — an admin will look at it.", "谢谢，管理员会看一下。")
+        return HandledMessage(replies=(Reply(text=text, language=language),), intent=feedback.FEEDBACK,
+                              language=language)
+
+    def _sync_matcher(self, community_name: str) -> None:
+        """Sync the matcher's indexes of an existing community before the message's write transaction;
+        a failure is logged (the search inside the transaction catches up anyway)."""
+        try:
+            with Session(self.engine) as session:
+                community_id = session.exec(
+                    select(Community.id).where(Community.name == community_name)).first()
+            if community_id is not None:
+                self.matcher.sync(community_id=community_id)
+        except Exception:  # noqa: BLE001 - the message is still handled
+            log.exception("could not bring the matcher up to date before handling a message")
 
     def _unsure(self, ctx: IntentContext, readings: list[str]) -> IntentResult:
         lang = ctx.language
@@ -342,6 +403,18 @@ class _LazyMatcher:
 
     def sync(self, *, community_id: int) -> None:
         self._router.matcher.sync(community_id=community_id)
+
+
+class _LazyRetrainer:
+    """A :class:`Retrainer` that asks the router for the real one only when ``/bot retrain`` starts a run."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def start(self, run_id: int) -> None:
+        retrainer = self._router.retrainer
+        assert retrainer is not None, "a _LazyRetrainer is only made when a retrainer factory is wired"
+        retrainer.start(run_id)
 
 
 def _first_language(member: Member) -> str | None:

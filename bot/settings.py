@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     default_community: str = Field(default="default", description="Community used by the CLI and console.")
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, description="SQLite busy timeout.")
     seed: int = Field(default=13, description="Random seed for training runs.")
+    retrain_max_intent_drop: float = Field(
+        default=0.05, ge=0.0, le=1.0,
+        description="`/bot retrain` promotes a new intent model only when it is not worse overall and no "
+        "intent's recall on the evaluation set falls by more than this fraction (0.05 = 5 points).",
+    )
     slack_signing_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("COMMUNITYBOT_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),

@@ -100,9 +100,12 @@ SNIPPET_CHARS = 80
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """The digest period a run works for: fire time ``at`` (aware) and its windows."""
+    """The digest period a run works for: its time ``at`` (aware; the windows and the due time) and the
+    scheduled fire time ``key_at`` that names it in keys (the same, except for a forced run: the next fire
+    time, so the scheduled run finds the digest already sent)."""
 
     at: datetime
+    key_at: datetime | None = None
 
     @property
     def since(self) -> datetime:
@@ -117,15 +120,15 @@ class Period:
     @property
     def tag(self) -> str:
         """The period's part of a notification key (the fire time, ISO, with its offset)."""
-        return self.at.isoformat()
+        return (self.key_at or self.at).isoformat()
 
 
 def run_digests(ctx: JobContext, now: datetime) -> str:
     """The ``digests`` job for ``now`` (aware UTC): queue each community's due digests.
 
-    With ``ctx.force`` (``communitybot jobs run digests --now``) the period is ``now`` to the minute
-    instead of the cron time. Returns a one-line summary; a failure in one community is logged with its
-    traceback and does not stop the others.
+    With ``ctx.force`` (``communitybot jobs run digests --now``) the digest of the coming period is sent now
+    (:func:`due_period`): once, however often it is forced, and not again at its scheduled time. Returns a
+    one-line summary; a failure in one community is logged with its traceback and does not stop the others.
     """
     with session_scope(ctx.engine) as session:
         community_ids = list(session.exec(select(Community.id).order_by(col(Community.id))).all())
@@ -161,10 +164,12 @@ def _community_digests(ctx: JobContext, community_id: int | None, now: datetime)
 def due_period(settings: CommunitySettings, now: datetime, *, force: bool = False) -> Period | None:
     """The digest period due at ``now``: the latest ``digest_cron`` time in the community's zone at or
     before ``now``, if ``now`` is at most :data:`DIGEST_GRACE` after it; ``None`` otherwise. ``force``
-    gives the period of ``now`` itself (to the minute)."""
+    gives the coming period early: its contents as of ``now``, named by the next fire time."""
+    schedule = CronSchedule(settings.digest_cron, settings.zone)
     if force:
-        return Period(now.replace(second=0, microsecond=0))
-    fired = CronSchedule(settings.digest_cron, settings.zone).last_fire_time(now)
+        upcoming = schedule.get_next_fire_time(None, now)
+        return Period(now.replace(second=0, microsecond=0), key_at=upcoming)
+    fired = schedule.last_fire_time(now)
     return Period(fired) if now - fired <= DIGEST_GRACE else None
 
 
@@ -343,7 +348,7 @@ def _queue_personal(run: _Personal, member: Member) -> bool:
 
 def personal_digest(run: _Personal, member: Member) -> Reply | None:
     """``member``'s digest for the run's period in their language; ``None`` when it has nothing."""
-    lang = member_language(member, run.settings.language)
+    lang = member_language(member, run.settings.language, session=run.session)
     zone = member_zone(member, run.settings.zone)
     events = _matching_events(run, member)
     resources = _matching_resources(run, member)

@@ -123,7 +123,7 @@ def _check_back(ctx: JobContext, now: datetime) -> int:
 def _queue_check(session: Session, ctx: JobContext, intro: Introduction, member: Member, other: Member,
                  now: datetime) -> None:
     assert intro.id is not None
-    lang = member_language(member, _community_language(session, ctx, member.community_id))
+    lang = member_language(member, _community_language(session, ctx, member.community_id), session=session)
     text = tr(lang,
               f"👋 A week ago I introduced you to {other.display_name} (introduction #{intro.id}). "
               "Did it help?\n"
@@ -244,7 +244,7 @@ def _ask_both(session: Session, ctx: JobContext, intro: Introduction, asker: Mem
     default = _community_language(session, ctx, asker.community_id)
     need, offer = one_liner(asker.needs, _QUOTE_CHARS), one_liner(_offer_of(other), _QUOTE_CHARS)
     for member, side in ((asker, "asker"), (other, "helper")):
-        lang = member_language(member, default)
+        lang = member_language(member, default, session=session)
         text = _ask_text(intro.id, side, need=need, offer=offer, language=lang)
         queue_direct(session, key=f"intro-ask:{intro.id}:{member.id}", member=member, kind=KIND,
                      reply=Reply(text=text, language=lang, buttons=ask_buttons(intro.id, lang)), due_at=now)

@@ -67,8 +67,8 @@ ROUTE_ASKED, ROUTE_ANSWERED, ROUTE_DECLINED = "asked", "answered", "declined"
 def run_questions(ctx: JobContext, now: datetime) -> str:
     """The ``questions`` job: route every community's open questions due at ``now`` (aware UTC).
 
-    Returns a one-line summary (``routed 2 questions to 5 members``). A failure in one community is logged
-    with its traceback and does not stop the others.
+    Returns a one-line summary (``routed 2 questions (5 requests to members)``). A failure in one community
+    is logged with its traceback and does not stop the others.
     """
     with session_scope(ctx.engine) as session:
         community_ids = list(session.exec(select(Community.id).order_by(col(Community.id))).all())
@@ -81,7 +81,7 @@ def run_questions(ctx: JobContext, now: datetime) -> str:
             log.exception("questions: community %s failed", community_id)
             continue
         questions, routes = questions + q, routes + r
-    return f"routed {questions} questions to {routes} members"
+    return f"routed {questions} questions ({routes} requests to members)"
 
 
 def _route_community(session: Session, ctx: JobContext, community_id: int | None, now: datetime
@@ -206,7 +206,8 @@ def route_to(session: Session, *, question: MessageLog, member: Member, now: dat
     """Route ``question`` to ``member``: the route row and the direct message (in the member's language,
     else ``fallback``); ``False`` when that message was queued before or cannot be delivered."""
     route = ensure_route(session, question=question, member=member, now=now)
-    reply = question_reply(question=question, route=route, language=member_language(member, fallback))
+    language = member_language(member, fallback, session=session)
+    reply = question_reply(question=question, route=route, language=language)
     return queue_direct(session, key=f"question:{question.id}:{member.id}", member=member, kind="question",
                         reply=reply, due_at=now)
 

@@ -97,14 +97,18 @@ def _remind(session: Session, event: Event, settings: CommunitySettings, now: da
             if key in known or rsvp.updated_at > remind_at:
                 continue
             queued += queue_direct(session, key=key, member=member, kind="reminder", due_at=remind_at,
-                                   reply=reminder_reply(event, member, offset, settings))
+                                   reply=reminder_reply(event, member, offset, settings, session=session))
     return queued
 
 
-def reminder_reply(event: Event, member: Member, offset: int, settings: CommunitySettings) -> Reply:
+def reminder_reply(event: Event, member: Member, offset: int, settings: CommunitySettings, *,
+                   session: Session | None = None) -> Reply:
     """The reminder ``offset`` minutes before ``event`` for ``member``, in their language and time zone:
-    ``⏰ Reminder: #3 Demo night starts in 1 hour.`` then when and where, with a "can't go" button."""
-    lang = member_language(member, settings.language)
+    ``⏰ Reminder: #3 Demo night starts in 1 hour.`` then when and where, with a "can't go" button.
+
+    The language is :func:`bot.members.member_language`'s: with ``session``, a member without a profile
+    language gets the language of their latest message to the bot before the community's."""
+    lang = member_language(member, settings.language, session=session)
     zone = member_zone(member, settings.zone)
     when = format_when(event.starts_at, tz=zone, language=lang)
     lines = [tr(lang, f"⏰ Reminder: #{event.id} {event.title} starts in {format_offset(offset, lang)}.",
@@ -182,7 +186,7 @@ def _introduce_attendees(ctx: JobContext, session: Session, event: Event, settin
         picks = _people_to_meet(ctx.get_matcher(), event, member, query, nameable, settings)
         if picks:
             queued += queue_direct(session, key=key, member=member, kind="event_intro", due_at=now,
-                                   reply=_meet_reply(event, member, picks, settings))
+                                   reply=_meet_reply(event, member, picks, settings, session=session))
     return queued
 
 
@@ -196,8 +200,9 @@ def _people_to_meet(matcher: Matcher, event: Event, member: Member, query: str,
     return picks[:MAX_INTRODUCED]
 
 
-def _meet_reply(event: Event, member: Member, picks: Sequence[Match], settings: CommunitySettings) -> Reply:
-    lang = member_language(member, settings.language)
+def _meet_reply(event: Event, member: Member, picks: Sequence[Match], settings: CommunitySettings, *,
+                session: Session | None = None) -> Reply:
+    lang = member_language(member, settings.language, session=session)
     people = [f"• {match.title}" + (f" — {match.why}" if match.why else "") for match in picks]
     head = tr(lang, f"👋 Thanks for coming to #{event.id} {event.title}! People who were there and you "
                     "should meet:",

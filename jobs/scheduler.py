@@ -121,11 +121,17 @@ class SchedulerService:
         """One poll: take the lock if free (and start the jobs), or check it is still held (and stop the
         jobs if not). Returns whether this process is active afterwards."""
         if self.active:
-            if self.lock.still_held():
-                return True
-            log.warning("scheduler: this process lost the leader lock; stopping its jobs")
-            self._shutdown()
-            return False
+            if not self.lock.still_held():
+                log.warning("scheduler: this process lost the leader lock; stopping its jobs")
+                self._shutdown()
+                return False
+            if not self._running():
+                # APScheduler's own thread died (e.g. "database is locked" while updating its job store):
+                # start it again rather than hold the lock with nothing running
+                log.error("scheduler: the job thread stopped unexpectedly; starting it again")
+                self._shutdown()
+                self._begin()
+            return True
         if not self.lock.try_acquire():
             return False
         try:
@@ -156,6 +162,13 @@ class SchedulerService:
             self._scheduler = scheduler
         log.warning("scheduler: this process is now the active scheduler (%d jobs)", len(JOBS))
 
+    def _running(self) -> bool:
+        """Whether the APScheduler of this process runs and its thread is alive."""
+        with self._state_lock:
+            scheduler = self._scheduler
+        thread = getattr(scheduler, "_thread", None)
+        return scheduler is not None and scheduler.running and (thread is None or thread.is_alive())
+
     def jobs(self) -> list[dict[str, Any]]:
         """The jobs as the active scheduler has them: ``{"name", "next_run_time"}`` (``[]`` on standby)."""
         with self._state_lock:
@@ -167,8 +180,11 @@ class SchedulerService:
     def _shutdown(self) -> None:
         with self._state_lock:
             scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
+        if scheduler is not None and scheduler.running:
+            try:
+                scheduler.shutdown(wait=False)
+            except Exception:  # noqa: BLE001 - a dead scheduler may refuse; it is dropped either way
+                log.exception("scheduler: shutting the job thread down failed")
 
     def stop(self) -> None:
         """Stop the jobs (waiting for running ones), release the lock and stop polling."""

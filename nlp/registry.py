@@ -25,13 +25,17 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from bot.errors import ModelError
 from nlp.classifier import META_FILE, LoraIntentClassifier, load_intent_model, read_model_files
+from nlp.seed import GOLDEN_HELD_OUT
 from nlp.training import TrainResult, estimate_training_seconds, train_intent_model
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 try:
     import fcntl
@@ -311,22 +315,12 @@ def record_model_version(*, engine: Engine, version: str, path: Path, base_model
     With ``status="active"``, other active rows become ``retired``. An existing row of the same
     ``version`` is updated, not duplicated.
     """
-    from sqlmodel import select
 
     from bot.db import session_scope
-    from bot.models import ModelVersion
 
     with session_scope(engine) as session:
-        if status == "active":
-            for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
-                if row.version != version:
-                    row.status = "retired"
-                    session.add(row)
-        existing = session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
-        record = existing or ModelVersion(version=version, path=str(path), base_model=base_model)
-        record.path, record.base_model, record.status = str(path), base_model, status
-        record.labels, record.metrics = list(labels), dict(metrics)
-        session.add(record)
+        _upsert_version(session, version=version, path=path, base_model=base_model, labels=labels,
+                        metrics=metrics, status=status)
 
 
 def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = True,
@@ -336,10 +330,10 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
     Loads ``CURRENT``. When there is none (first run), or it was trained on another base model, or it
     cannot be loaded, a copy of the shipped seed model is registered when it fits the base model and the
     seed files (:func:`nlp.seed.shipped_seed_model`; seconds), else a model is trained from
-    :func:`nlp.seed.load_seed_utterances` (a one-line notice and a progress bar on stderr); either way it
-    becomes a new, active version; with ``engine`` the version is
-    recorded as a :class:`bot.models.ModelVersion` row. Training is serialised between processes: a
-    second process waits and then loads the first one's model.
+    :func:`nlp.seed.training_seeds` (the golden set held out; a one-line notice and a progress bar on
+    stderr); either way it becomes a new, active version; with ``engine`` the version is recorded as a
+    :class:`bot.models.ModelVersion` row (marked :data:`nlp.seed.GOLDEN_HELD_OUT`). Training is serialised
+    between processes: a second process waits and then loads the first one's model.
 
     Args:
         data_dir: the data directory (models live in ``<data_dir>/models/intent``).
@@ -354,7 +348,7 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
         ModelError: training failed and no earlier model can serve (the previous model is returned,
             with a warning, when it still loads).
     """
-    from nlp.seed import load_seed_utterances, shipped_seed_model
+    from nlp.seed import shipped_seed_model, training_seeds
 
     registry = IntentModelRegistry(intent_models_root(data_dir))
     fallback: LoraIntentClassifier | None = None
@@ -377,7 +371,7 @@ def ensure_intent_model(*, data_dir: Path, base_model: str, progress: bool = Tru
                 if engine is not None:
                     _record_quietly(engine=engine, classifier=classifier, base_model=base_model)
                 return classifier
-        examples = load_seed_utterances()
+        examples = training_seeds()  # the golden set is held out (nlp.seed.is_golden)
         if progress:
             seconds = estimate_training_seconds(n_examples=len(examples), base_model=base_model)
             print("Training the intent classifier from the shipped seed utterances "
@@ -421,7 +415,61 @@ def _record_quietly(*, engine: Engine, classifier: LoraIntentClassifier, base_mo
     if path is None:
         return
     try:
+        # a first model is trained on nlp.seed.training_seeds() (or shipped so): the golden set held out
+        metrics = {**classifier.meta.get("metrics", {}), GOLDEN_HELD_OUT: True}
         record_model_version(engine=engine, version=path.name, path=path, base_model=base_model,
-                             labels=classifier.labels, metrics=classifier.meta.get("metrics", {}))
+                             labels=classifier.labels, metrics=metrics)
     except Exception:
         log.exception("could not record intent model %s in the database", path.name)
+
+
+def active_model_version(engine: Engine) -> tuple[str, str] | None:
+    """The version the database says is serving: ``(version, path)`` of the newest
+    :class:`bot.models.ModelVersion` row with status ``active``, or ``None`` when there is none.
+
+    One indexed query; every process of a deployment serves this version (:mod:`nlp.serving`), and a
+    promotion (:func:`activate_model_version`) or a rollback changes it for all of them.
+    """
+    from sqlmodel import Session, col, select
+
+    from bot.models import ModelVersion
+
+    with Session(engine) as session:
+        row = session.exec(select(ModelVersion.version, ModelVersion.path)
+                           .where(ModelVersion.status == "active")
+                           .order_by(col(ModelVersion.id).desc())).first()
+    return None if row is None else (row[0], row[1])
+
+
+def activate_model_version(session: Session, *, version: str, path: Path, base_model: str,
+                           labels: Sequence[str], metrics: dict[str, Any]) -> None:
+    """Make ``version`` the serving version in the caller's transaction (flushes, never commits): its
+    :class:`bot.models.ModelVersion` row (inserted, or updated when it exists) becomes ``active`` and
+    every other active row ``retired``.
+
+    :func:`record_model_version` does the same in a transaction of its own; this one lets a retraining run
+    promote its version and record its own outcome in one commit (:mod:`nlp.retrain_worker`).
+    """
+    _upsert_version(session, version=version, path=path, base_model=base_model, labels=labels,
+                    metrics=metrics, status="active")
+    session.flush()
+
+
+def _upsert_version(session: Session, *, version: str, path: Path, base_model: str, labels: Sequence[str],
+                    metrics: dict[str, Any], status: str) -> None:
+    """Insert or update ``version``'s row with ``status``; when it becomes ``active`` the other active rows
+    become ``retired``."""
+    from sqlmodel import select
+
+    from bot.models import ModelVersion
+
+    if status == "active":
+        for row in session.exec(select(ModelVersion).where(ModelVersion.status == "active")).all():
+            if row.version != version:
+                row.status = "retired"
+                session.add(row)
+    record = session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
+    record = record or ModelVersion(version=version, path=str(path), base_model=base_model)
+    record.path, record.base_model, record.status = str(path), base_model, status
+    record.labels, record.metrics = list(labels), dict(metrics)
+    session.add(record)

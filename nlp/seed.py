@@ -40,13 +40,36 @@ SHIPPED_DIGEST_FILE = "seeds.sha256"
 """File in :data:`SHIPPED_MODEL_DIR` with the :func:`seed_digest` of the files it was trained on."""
 
 
+GOLDEN_MODULUS = 7
+"""A seed utterance is golden when ``int(sha256(text).hexdigest(), 16) % GOLDEN_MODULUS == 0``: about one in
+seven, frozen by the text alone. No model trains on the golden set (the first model, the shipped one and
+every retraining), so retrainings are judged on sentences no model has seen (:mod:`nlp.retrain`)."""
+
+
+GOLDEN_HELD_OUT = "golden_held_out"
+"""Key of :attr:`bot.models.ModelVersion.metrics` set to ``True`` on versions that never trained on the golden
+set (the first model since the rule, and every retraining). A version without it (an older deployment's
+first model) did: its figures on the golden set are optimistic."""
+
+
+def is_golden(text: str) -> bool:
+    """Whether the seed utterance ``text`` belongs to the frozen golden set (:data:`GOLDEN_MODULUS`)."""
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16) % GOLDEN_MODULUS == 0
+
+
+def training_seeds(*, languages: Sequence[str] = SEED_LANGUAGES) -> list[tuple[str, str]]:
+    """The seed utterances a model may train on: :func:`load_seed_utterances` without the golden set."""
+    return [ex for ex in load_seed_utterances(languages=languages) if not is_golden(ex[0])]
+
+
 def seed_digest() -> str:
-    """SHA-256 (hex) over the seed files, language by language (name and bytes): which seeds a model saw.
+    """SHA-256 (hex) over the golden rule and the seed files, language by language (name and bytes): which
+    seeds a model saw.
 
     Raises:
         ModelError: a seed file is missing (a broken install).
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"golden-held-out:{GOLDEN_MODULUS}\n".encode())
     for lang in SEED_LANGUAGES:
         name = f"intents_{lang}.jsonl"
         try:

@@ -22,6 +22,7 @@ from bot.cli.common import (
     load_settings,
     open_database,
     print_json,
+    require_data_dir,
 )
 from bot.cli.importing import import_app
 from bot.cli.index import index_app
@@ -120,12 +121,7 @@ def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_CO
     from bot.app import build_app
 
     settings = load_settings(data_dir)
-    if settings.database_url is None and not settings.data_dir.is_dir():
-        raise fail(
-            f"no data directory at {settings.data_dir}; create one with `communitybot demo` or "
-            "`communitybot import ...`, or pass --data-dir",
-            code=2,
-        )
+    require_data_dir(settings)
     app_ = build_app(settings)
     typer.echo("Chat with the bot (quit with Ctrl-D or 'quit').", err=True)
     ConsoleAdapter(handle=app_.handle, community=community).chat(stdin=sys.stdin, stdout=sys.stdout)

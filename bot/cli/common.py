@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from bot.errors import CommunityBotError
@@ -29,11 +30,42 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def load_settings(data_dir: Path | None) -> Settings:
-    """Settings from the environment, with ``--data-dir`` taking precedence."""
-    settings = Settings()
+    """Settings from the environment, with ``--data-dir`` taking precedence.
+
+    Raises:
+        typer.Exit: (code 2) a setting has a value it cannot take; the message names the variable.
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise fail(settings_error(exc), code=2) from exc
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir.expanduser().resolve()})
     return settings
+
+
+def settings_error(exc: ValidationError) -> str:
+    """One line naming the environment variable of the first invalid setting and what is wrong with it."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error.get("loc") else "?"
+    variable = name if name.isupper() else f"COMMUNITYBOT_{name.upper()}"
+    value = error.get("input")
+    return f"{variable}={value!r} is not valid: {error.get('msg', 'invalid value')} (see .env.example)"
+
+
+def require_data_dir(settings: Settings) -> None:
+    """Refuse a data directory that does not exist (a mistyped ``--data-dir`` would otherwise become an
+    empty deployment).
+
+    Raises:
+        typer.Exit: (code 2) with the fix.
+    """
+    if settings.database_url is None and not settings.data_dir.is_dir():
+        raise fail(
+            f"no data directory at {settings.data_dir}; create one with `communitybot demo` or "
+            "`communitybot import ...`, or pass --data-dir",
+            code=2,
+        )
 
 
 def open_database(settings: Settings) -> Engine:

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.common import DataDirOption, JsonOption, fail, load_settings, open_database, print_json
+from bot.cli.common import (
+    DataDirOption,
+    JsonOption,
+    fail,
+    load_settings,
+    open_database,
+    print_json,
+    require_data_dir,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -44,6 +52,7 @@ def list_jobs(data_dir: DataDirOption = None, json_out: JsonOption = False) -> N
     from jobs.scheduler import JOBSTORE_TABLE
 
     settings = load_settings(data_dir)
+    require_data_dir(settings)
     engine = open_database(settings)
     next_runs: dict[str, float] = {}
     if sa.inspect(engine).has_table(JOBSTORE_TABLE):
@@ -100,8 +109,12 @@ def run_job(
 
     job = BY_NAME.get(name)
     if job is None:
-        raise fail(f"no job named {name!r}; the jobs are: {', '.join(BY_NAME)}", code=2)
+        message = f"no job named {name!r}; the jobs are: {', '.join(BY_NAME)}"
+        if json_out:
+            print_json({"job": name, "error": message})
+        raise fail(message, code=2)
     settings = load_settings(data_dir)
+    require_data_dir(settings)
     engine = open_database(settings)
     ctx = JobContext(engine=engine, settings=settings, senders={"console": ConsoleSender(sys.stdout)},
                      matcher=lambda: load_matcher(settings, engine=engine), force=now)
@@ -131,6 +144,7 @@ def serve(
     from jobs.scheduler import SchedulerService
 
     settings = load_settings(data_dir)
+    require_data_dir(settings)
     engine = open_database(settings)
     ctx = JobContext(engine=engine, settings=settings, matcher=lambda: load_matcher(settings, engine=engine))
     service = SchedulerService(ctx, poll=poll)

@@ -1,4 +1,11 @@
-"""``/bot config [KEY [VALUE]]`` (``/机器人 配置``): a community's settings, for its admins only.
+"""Admin commands: who may run them, their audit trail, and ``/bot config [KEY [VALUE]]`` (``/机器人 配置``),
+a community's settings.
+
+Admins are the community's ``admins`` setting (platform ids, bare or as ``platform:id``; the console user
+always is). :func:`require_admin` refuses everyone else politely; :func:`audit` records every admin command
+in the audit log (:mod:`bot.audit`), in the command's own transaction. The training commands
+(``/bot review|label|retrain|rollback|status``) live in :mod:`bot.commands.review` and
+:mod:`bot.commands.training`.
 
 ``/bot config`` shows every setting, ``/bot config KEY`` one, ``/bot config KEY VALUE`` (or ``KEY=VALUE``)
 changes one through :func:`bot.community.set_community_setting`, which validates it. Chinese key names
@@ -6,15 +13,17 @@ changes one through :func:`bot.community.set_community_setting`, which validates
 
 List settings (admins, announce_channels, listen_channels) take comma-separated items and two shorthands
 for chat platforms whose room ids nobody can type (a WeChat room is ``123456@chatroom``): ``here``
-(``本群``, ``这里``) is the conversation the command is sent in, ``me`` (``我``) the sender as
-``platform:id``; a value starting with ``+`` adds its items to the list and one starting with ``-`` removes
-them (``/bot config listen_channels +here``).
+(``本群``, ``这里``) is the conversation the command is sent in (written ``platform:id`` in
+``announce_channels``, which the scheduler posts to on any platform), ``me`` (``我``, admins only) the
+sender as ``platform:id``; a value starting with ``+`` adds its items to the list and one starting with
+``-`` removes them (``/bot config listen_channels +here``). A change that changes nothing says so.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.audit import record_admin_action
 from bot.commands.context import CommandContext
 from bot.commands.parsing import parse_args
 from bot.commands.replies import say
@@ -22,6 +31,7 @@ from bot.community import CONFIG_KEYS, set_community_setting
 from bot.errors import PermissionDenied, UsageError
 from bot.i18n import tr
 from bot.messages import Reply
+from bot.notifications import split_target
 
 #: Chinese names of the settings.
 ZH_CONFIG_KEYS = {
@@ -33,18 +43,42 @@ ZH_CONFIG_KEYS = {
 }
 
 
+def require_admin(ctx: CommandContext, en: str, zh: str) -> None:
+    """Refuse a non-admin politely: ``en`` / ``zh`` say what only admins can do.
+
+    Raises:
+        PermissionDenied: the sender is not one of the community's admins.
+    """
+    if not ctx.is_admin:
+        raise PermissionDenied(tr(ctx.language, en, zh))
+
+
+def actor_of(ctx: CommandContext) -> str:
+    """Who runs the command, as the audit log and training runs name people: ``platform:user_id``."""
+    return f"{ctx.message.platform}:{ctx.message.sender}"
+
+
+def audit(ctx: CommandContext, action: str, **detail: Any) -> None:
+    """Record the admin command ``action`` (``label``, ``config.set``) with JSON-able ``detail`` in the audit
+    log, in the command's transaction (:func:`bot.audit.record_admin_action`)."""
+    assert ctx.community.id is not None
+    record_admin_action(ctx.session, community_id=ctx.community.id, actor=actor_of(ctx), action=action,
+                        detail=detail, at=ctx.now)
+
+
 def config(ctx: CommandContext, args: str) -> list[Reply]:
-    """``/bot config [KEY [VALUE]]``: show or change the community's settings (admins only).
+    """``/bot config [KEY [VALUE]]``: show or change the community's settings (admins only). Audited as
+    ``config.show`` or ``config.set`` (key, value, previous value).
 
     Raises:
         PermissionDenied: the sender is not an admin.
         UsageError: unknown key or invalid value (the message says why).
     """
-    if not ctx.is_admin:
-        raise PermissionDenied(tr(ctx.language, "Only community admins can see or change the bot's settings.",
-                                  "只有社区管理员可以查看或修改机器人设置。"))
+    require_admin(ctx, "Only community admins can see or change the bot's settings.",
+                  "只有社区管理员可以查看或修改机器人设置。")
     words = [t.text for t in parse_args(args, language=ctx.language).positionals]
     if not words:
+        audit(ctx, "config.show")
         return [_show(ctx, CONFIG_KEYS)]
     raw_key, _, inline = words[0].partition("=")
     key = ZH_CONFIG_KEYS.get(raw_key, raw_key.lower().replace("-", "_"))
@@ -54,9 +88,12 @@ def config(ctx: CommandContext, args: str) -> list[Reply]:
                             f"未知设置「{raw_key}」。可用的设置：{known}。"))
     value = " ".join([inline, *words[1:]] if inline else words[1:]).strip()
     if not value:
+        audit(ctx, "config.show", key=key)
         return [_show(ctx, (key,))]
+    previous = getattr(ctx.settings, key)
     if key in LIST_KEYS:
         value = _list_value(ctx, key, value)
+    before = getattr(ctx.settings, key)
     try:
         parsed = set_community_setting(ctx.community, key, value, current=ctx.settings)
     except UsageError as exc:
@@ -66,7 +103,10 @@ def config(ctx: CommandContext, args: str) -> list[Reply]:
     ctx.settings = ctx.settings.model_copy(update={key: parsed})
     ctx.session.add(ctx.community)
     ctx.session.flush()
+    audit(ctx, "config.set", key=key, value=parsed, previous=previous)
     shown = _format(parsed)
+    if parsed == before:
+        return [say(ctx, f"No change: {key} = {shown}", f"没有变化：{key} = {shown}")]
     return [say(ctx, f"Setting changed: {key} = {shown}", f"设置已更新：{key} = {shown}")]
 
 
@@ -84,9 +124,17 @@ def _list_value(ctx: CommandContext, key: str, value: str) -> str:
     for item in value.lstrip("+-").replace("，", ",").split(","):
         item = item.strip()
         if item.lower() in _HERE:
-            item = ctx.message.conversation
-        elif item.lower() in _ME:
+            # announcements are posted by the scheduler, on any platform: it needs to know which one
+            here = ctx.message.conversation
+            item = f"{ctx.message.platform}:{here}" if key == "announce_channels" else here
+        elif item.lower() in _ME and key == "admins":
             item = f"{ctx.message.platform}:{ctx.message.sender}"
+        if item and key == "announce_channels" and split_target(item) is None:
+            raise UsageError(tr(ctx.language,
+                                f"I cannot tell which platform {item!r} is on: write slack:C123 or "
+                                "wechat:123@chatroom, or send `+here` in the channel or group itself.",
+                                f"无法判断「{item}」属于哪个平台：请写成 slack:C123 或 wechat:123@chatroom，"
+                                "或在那个频道/群里发送 `+本群`。"))
         if item:
             items.append(item)
     current: list[str] = list(getattr(ctx.settings, key))
@@ -108,4 +156,4 @@ def _show(ctx: CommandContext, keys: tuple[str, ...]) -> Reply:
 def _format(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "-"
-    return str(value)
+    return "auto" if value is None else str(value)  # match_threshold: the model's calibrated default

@@ -140,7 +140,7 @@ def _tell_asker(ctx: CommandContext, question: MessageLog, route: QuestionRoute,
     asker = _asker(ctx, question)
     if asker is None:
         return False
-    lang = question.language or member_language(asker, ctx.settings.language)
+    lang = question.language or member_language(asker, ctx.settings.language, session=ctx.session)
     quote = " ".join(question.text.split())[:300]
     by = tr(lang, "a community member", "一位社区成员") if private else ctx.member.display_name
     reply = Reply(text=tr(lang, f"An answer to your question “{quote}”:\n{text}\n— {by}",

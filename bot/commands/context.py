@@ -10,7 +10,7 @@ from sqlmodel import Session
 from bot.community import CommunitySettings
 from bot.messages import IncomingMessage
 from bot.models import Community, Member
-from bot.ports import Matcher
+from bot.ports import Matcher, Retrainer
 
 
 @dataclass(slots=True)
@@ -24,9 +24,11 @@ class CommandContext:
         member: the sender's member row (created on first contact).
         message: the incoming message.
         language: the reply language (``en``/``zh``), already chosen from the message and fallbacks.
-        is_admin: the sender may run admin commands (``/bot config``); the console user always may.
+        is_admin: the sender may run admin commands (``/bot ...``); the console user always may.
         now: the current time (aware, UTC) — injected so tests can fix it.
         matcher: the matcher, for commands that search (``/resource list QUERY``); may be ``None``.
+        retrainer: starts ``/bot retrain`` runs in a background worker; ``None`` where this process has
+            none (the console without a worker, tests), and the command says so.
     """
 
     session: Session
@@ -38,3 +40,4 @@ class CommandContext:
     is_admin: bool
     now: datetime
     matcher: Matcher | None = None
+    retrainer: Retrainer | None = None

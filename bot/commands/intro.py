@@ -34,6 +34,7 @@ from bot.commands.replies import say
 from bot.errors import CommunityBotError, NotFoundError, UsageError
 from bot.i18n import tr
 from bot.language import SUPPORTED_LANGUAGES, language_code
+from bot.members import recent_language
 from bot.messages import Button, Reply
 from bot.models import Introduction, Member, PlatformIdentity
 from bot.notifications import queue_direct
@@ -64,13 +65,18 @@ _PLATFORMS = {"slack": ("Slack", "Slack"), "wechat": ("WeChat", "微信"), "cons
 _ONE_LINER_CHARS = 140
 
 
-def member_language(member: Member, default: str) -> str:
+def member_language(member: Member, default: str, *, session: Session | None = None) -> str:
     """The language to write to ``member`` in: the first supported one of their ``languages``
-    (``"中文, English"`` -> ``zh``), else ``default`` (the community's), else ``en``."""
+    (``"中文, English"`` -> ``zh``); else, when ``session`` is given, that of their most recent message to
+    the bot (:func:`bot.members.recent_language`); else ``default`` (the community's), else ``en``."""
     for part in _LANGUAGE_SPLIT.split(member.languages):
         code = language_code(part)
         if code in SUPPORTED_LANGUAGES:
+            assert code is not None
             return code
+    recent = recent_language(session, member) if session is not None else None
+    if recent:
+        return recent
     return default if default in SUPPORTED_LANGUAGES else "en"
 
 
@@ -187,7 +193,7 @@ def _accepted(ctx: CommandContext, intro: Introduction) -> Reply:
     a, b = ctx.session.get(Member, intro.member_a_id), ctx.session.get(Member, intro.member_b_id)
     assert a is not None and b is not None
     for member, other in ((a, b), (b, a)):
-        lang = member_language(member, ctx.settings.language)
+        lang = member_language(member, ctx.settings.language, session=ctx.session)
         queue_direct(ctx.session, key=f"intro-made:{intro.id}:{member.id}", member=member, kind=KIND,
                      reply=Reply(text=introduction_text(ctx.session, intro, member=member, other=other,
                                                         language=lang), language=lang),
@@ -206,7 +212,7 @@ def _decline(ctx: CommandContext, intro: Introduction) -> None:
     other = ctx.session.get(Member, other_id)
     if other is None or other_answer != YES:
         return
-    lang = member_language(other, ctx.settings.language)
+    lang = member_language(other, ctx.settings.language, session=ctx.session)
     text = tr(lang, f"Introduction #{intro.id} won't go ahead this time. I'll keep looking for people you "
                     "should meet.",
               f"引荐 #{intro.id} 这次没有成功。我会继续为你寻找值得认识的人。")

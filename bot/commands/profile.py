@@ -4,13 +4,15 @@
 Keys are English or Chinese (:data:`PROFILE_KEYS`); pairs are separated by ``;``, ``；`` or new lines and
 keys from values by ``:`` or ``：`` (the first one, so URLs in values survive). An empty value clears the
 field. Telling the bot what you offer, need, know or do (``offers``/``needs``/``skills``/``bio``) turns on
-``consent_suggest``: the member expects to be suggested to others. ``/profile link`` joins one person's
-accounts on two platforms into one member (:mod:`bot.linking`).
+``consent_suggest``: the member expects to be suggested to others. Opt-ins take yes or no (``digest: yes``,
+``周报：否``; keys in :data:`PROFILE_KEYS`, named in replies by :data:`LABELS`). ``/profile link`` joins one
+person's accounts on two platforms into one member (:mod:`bot.linking`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlmodel import func, select
@@ -22,7 +24,7 @@ from bot.errors import UsageError
 from bot.i18n import tr
 from bot.linking import CODE_LENGTH, LINK_CODE_TTL, issue_link_code, normalise_code, redeem_link_code
 from bot.messages import Reply
-from bot.models import Member, PlatformIdentity, Rsvp
+from bot.models import PlatformIdentity, Rsvp
 
 #: Every accepted key spelling -> the :class:`bot.models.Member` field it sets.
 PROFILE_KEYS: dict[str, str] = {
@@ -36,6 +38,7 @@ PROFILE_KEYS: dict[str, str] = {
     "suggest": "consent_suggest", "推荐": "consent_suggest",
     "digest": "consent_digest", "周报": "consent_digest", "个人周报": "consent_digest",
     "alerts": "consent_event_alerts", "活动推荐": "consent_event_alerts", "活动提醒": "consent_event_alerts",
+    "提醒": "consent_event_alerts",
     "questions": "consent_questions", "问题": "consent_questions", "答疑": "consent_questions",
     "intros": "intros", "introductions": "intros", "引荐": "intros",
 }
@@ -51,6 +54,19 @@ _SNOOZE = re.compile(r"(?:snooze|暂停)\s*(\d{1,3})\s*(?:d|days?|天)?", re.IGN
 FIELDS = (("bio", "Bio", "简介"), ("skills", "Skills", "技能"), ("offers", "Offers", "能提供"),
           ("needs", "Needs", "需要"), ("location", "Location", "地点"), ("languages", "Languages", "语言"),
           ("timezone", "Time zone", "时区"))
+#: How replies and the key help name each field (and each opt-in) in English and Chinese: the key to type.
+#: ``intro_opt_out`` and ``intro_snooze_until`` are both the ``intros`` opt-in; ``url`` and
+#: ``consent_quote`` are not set with ``/profile set`` but are named when ``/profile link`` merges them.
+LABELS: dict[str, tuple[str, str]] = {
+    "bio": ("bio", "简介"), "skills": ("skills", "技能"), "offers": ("offers", "能提供"),
+    "needs": ("needs", "需要"), "location": ("location", "地点"), "languages": ("languages", "语言"),
+    "timezone": ("timezone", "时区"), "url": ("url", "网址"),
+    "consent_suggest": ("suggest", "推荐"), "consent_digest": ("digest", "周报"),
+    "consent_event_alerts": ("alerts", "活动提醒"), "consent_questions": ("questions", "答疑"),
+    "intros": ("intros", "引荐"), "intro_opt_out": ("intros", "引荐"),
+    "intro_snooze_until": ("intros", "引荐"),
+    "consent_quote": ("quote", "引用"),
+}
 #: Fields that, once filled, mean the member wants to be suggested to others.
 _SUGGEST_FIELDS = frozenset({"bio", "skills", "offers", "needs"})
 _PAIRS = re.compile(r"[;；\n]")
@@ -58,8 +74,17 @@ _KEY_VALUE = re.compile(r"\s*([^:：]*?)\s*[:：]\s*(.*)", re.DOTALL)
 
 
 def _keys_help(language: str) -> str:
-    return tr(language, "Keys: bio, skills, offers, needs, location, languages, timezone.",
-              "可用的键：简介、技能、能提供、需要、地点（城市）、语言、时区。")
+    return tr(language, "Keys: bio, skills, offers, needs, location, languages, timezone; "
+                        "opt-ins (yes or no): suggest, digest, alerts, questions, intros.",
+              "可用的键：简介、技能、能提供、需要、地点（城市）、语言、时区；"
+              "开关（是或否）：推荐、周报、活动提醒、答疑、引荐。")
+
+
+def field_labels(fields: Iterable[str], language: str) -> str:
+    """``["offers", "consent_digest"]`` -> ``"offers, digest"`` (``"能提供、周报"``): the readable names of
+    ``fields`` (:data:`LABELS`), each once, in order."""
+    names = dict.fromkeys(tr(language, *LABELS.get(field, (field, field))) for field in fields)
+    return tr(language, ", ", "、").join(names)
 
 
 def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
@@ -69,6 +94,7 @@ def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
         UsageError: no pair, a part without ``:``, an unknown key, or a time zone that is not an IANA name.
     """
     values: dict[str, str] = {}
+    typed: dict[str, str] = {}  # field -> the key as the member wrote it, for messages
     for part in _PAIRS.split(text):
         if not part.strip():
             continue
@@ -81,18 +107,19 @@ def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
             raise UsageError(tr(language, f"Unknown profile key {key!r}. ", f"未知的资料键「{key}」。")
                              + _keys_help(language))
         values[field] = match.group(2).strip()
+        typed[field] = match.group(1)
     if not values:
         example = tr(language, "Say what to set, e.g. offers: angel investing; needs: a designer. ",
                      "请写出要设置的内容，例如 能提供：天使投资；需要：设计师。")
         raise UsageError(example + _keys_help(language))
     for field, value in values.items():
+        key = typed[field]
         if field.startswith("consent_") and _yes_no(value) is None:
-            name = field.removeprefix("consent_")
-            raise UsageError(tr(language, f"Answer yes or no for {name}, not {value!r}.",
-                                f"请回答「是」或「否」，而不是「{value}」。"))
+            raise UsageError(tr(language, f"Answer yes or no for {key}, not {value!r}.",
+                                f"{key}：请回答「是」或「否」，而不是「{value}」。"))
         if field == "intros" and _yes_no(value) is None and not _SNOOZE.fullmatch(value):
-            raise UsageError(tr(language, "intros: yes, no, or snooze DAYS (e.g. intros: snooze 14).",
-                                "介绍：是、否，或「暂停 天数」（例如 介绍：暂停 14）。"))
+            raise UsageError(tr(language, f"{key}: yes, no, or snooze DAYS (e.g. {key}: snooze 14).",
+                                f"{key}：是、否，或「暂停 天数」（例如 {key}：暂停 14）。"))
     tz = values.get("timezone")
     if tz and not is_timezone(tz):
         suggestion = suggest_timezone(tz)
@@ -108,7 +135,8 @@ def parse_profile_pairs(text: str, *, language: str = "en") -> dict[str, str]:
 _EXAMPLES = {"bio": ("hardware founder", "硬件创业者"), "skills": ("python, design", "Python、设计"),
              "offers": ("angel investing", "天使投资"), "needs": ("a designer", "设计师"),
              "location": ("Shanghai", "上海"), "languages": ("English, 中文", "中文、English"),
-             "timezone": ("Asia/Shanghai", "Asia/Shanghai")}
+             "timezone": ("Asia/Shanghai", "Asia/Shanghai"),
+             **{field: ("yes", "是") for field, *_ in OPT_INS}, "intros": ("yes", "是")}
 
 
 def _no_colon(part: str, language: str) -> str:
@@ -119,7 +147,7 @@ def _no_colon(part: str, language: str) -> str:
         return tr(language, "Write it as KEY: VALUE, e.g. offers: angel investing. ",
                   "请写成「键：值」，例如 能提供：天使投资。") + _keys_help(language)
     value = part[len(key):].strip()
-    en, zh = _EXAMPLES[PROFILE_KEYS[key.lower()]]
+    en, zh = _EXAMPLES.get(PROFILE_KEYS[key.lower()], ("yes", "是"))
     return tr(language, f"Write it as KEY: VALUE, e.g. {key}: {value or en}",
               f"请写成「键：值」，例如 {key}：{value or zh}")
 
@@ -166,8 +194,7 @@ def set_profile(ctx: CommandContext, args: str) -> list[Reply]:
     member.updated_at = ctx.now
     ctx.session.add(member)
     ctx.session.flush()
-    en_fields = ", ".join(values)
-    zh_fields = "、".join(label for field, _, label in FIELDS if field in values)
+    en_fields, zh_fields = field_labels(values, "en"), field_labels(values, "zh")
     return [say(ctx, f"Profile updated ({en_fields}).\n{_profile_text(ctx)}",
                 f"资料已更新（{zh_fields}）。\n{_profile_text(ctx)}", private=True)]
 
@@ -207,7 +234,9 @@ def link_profile(ctx: CommandContext, args: str) -> list[Reply]:
     with it, its lifetime and the line to send from the other account. With a code (``K7MX-P4QD``; a code
     typed in two groups, ``K7MX P4QD``, is one code): redeems it (:func:`bot.linking.redeem_link_code`),
     merging this account's member into the issuer's, and answers privately with the kept member's name,
-    the platforms now linked, the RSVPs moved and whether the member is suggested to others.
+    the platforms now linked, the RSVPs moved, which profile fields and opt-ins (where the two accounts
+    differed) came from this account and which from the other, and whether the member is suggested to
+    others.
 
     Raises:
         UsageError: more than one argument, or a code that is unknown, expired, used, of another community
@@ -230,17 +259,20 @@ def _issue(ctx: CommandContext) -> Reply:
     return say(ctx,
                f"Your link code: {code} (one use, valid for {minutes} minutes).\n"
                f"From your other account (on the other platform), send:\n/profile link {code}\n"
-               f"(or /资料 绑定 {code}). That account's profile, RSVPs and events then join this one.",
+               f"(or /资料 绑定 {code}). That account's RSVPs and events then move to this one, and the two "
+               "profiles are joined: empty fields are filled from either, and where both differ (opt-ins "
+               "too), the account updated more recently wins.",
                f"你的绑定验证码：{code}（只能用一次，{minutes} 分钟内有效）。\n"
                f"请用你在另一个平台上的账号发送：\n/资料 绑定 {code}\n"
-               f"（或 /profile link {code}）。那个账号的资料、报名和活动随后会并入本账号。",
+               f"（或 /profile link {code}）。那个账号的报名和活动随后会转到本账号，两边的资料也会合并："
+               "空着的项用另一边的补上，两边不同的项（包括各项开关）以最近更新的账号为准。",
                private=True)
 
 
 def _redeem(ctx: CommandContext, code: str) -> Reply:
     session = ctx.session
     moved = session.exec(select(func.count()).select_from(Rsvp).where(Rsvp.member_id == ctx.member.id)).one()
-    keep: Member = redeem_link_code(session, member=ctx.member, platform=ctx.message.platform, code=code,
+    keep, merged = redeem_link_code(session, member=ctx.member, platform=ctx.message.platform, code=code,
                                     now=ctx.now, language=ctx.language)
     platforms = sorted(set(session.exec(
         select(PlatformIdentity.platform).where(PlatformIdentity.member_id == keep.id)).all()))
@@ -250,13 +282,23 @@ def _redeem(ctx: CommandContext, code: str) -> Reply:
     else:
         suggested_en = "no (tell members what you offer with /profile set offers: ... to turn it on)"
         suggested_zh = "否（用 /资料 设置 能提供：…… 填写你能提供的即可开启）"
+    # The sender redeemed from the merged-in account ("this account"); the kept one is "your other account".
+    origin_en, origin_zh = [], []
+    if merged.from_gone:
+        origin_en.append(f"From this account: {field_labels(merged.from_gone, 'en')}\n")
+        origin_zh.append(f"来自本账号：{field_labels(merged.from_gone, 'zh')}\n")
+    if merged.from_keep:
+        origin_en.append(f"From your other account: {field_labels(merged.from_keep, 'en')}\n")
+        origin_zh.append(f"来自另一个账号：{field_labels(merged.from_keep, 'zh')}\n")
     return say(ctx,
                f"Linked: your accounts are now one member, {name} ({', '.join(platforms)}).\n"
                f"RSVPs moved from this account: {moved}.\n"
+               f"{''.join(origin_en)}"
                f"Suggested to members who need what you offer: {suggested_en}\n"
                "Send /profile show to see the joined profile.",
                f"绑定成功：你的账号现在是同一位成员 {name}（{'、'.join(platforms)}）。\n"
                f"从本账号转移的报名：{moved} 条。\n"
+               f"{''.join(origin_zh)}"
                f"会被推荐给有需要的成员：{suggested_zh}\n"
                "发送 /资料 查看合并后的资料。",
                private=True)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.commands import admin, answer, event, intro, profile, resource, rsvp
+from bot.commands import admin, answer, event, intro, profile, resource, review, rsvp, training
 from bot.commands.context import CommandContext
 from bot.commands.help import help_overview, help_topic
 from bot.commands.replies import say
@@ -159,11 +159,22 @@ COMMANDS: tuple[Command, ...] = (
     _later("privacy show", "隐私 查看", "/privacy show", "/隐私 查看"),
     _later("privacy export", "隐私 导出", "/privacy export", "/隐私 导出"),
     _later("privacy forget", "隐私 删除", "/privacy forget", "/隐私 删除"),
-    _later("bot retrain", "机器人 训练", "/bot retrain [--dry-run]", "/机器人 训练 [--dry-run]"),
-    _later("bot rollback", "机器人 回滚", "/bot rollback [VERSION]", "/机器人 回滚 [版本]"),
-    _later("bot status", "机器人 状态", "/bot status", "/机器人 状态"),
-    _later("bot review", "机器人 审核", "/bot review", "/机器人 审核"),
-    _later("bot label", "机器人 标注", "/bot label ...", "/机器人 标注 ..."),
+    Command("bot review", ("机器人 审核",), "/bot review [N] · /bot review dismiss ID",
+            "/机器人 审核 [数量] · /机器人 审核 忽略 编号",
+            "messages waiting for review (admins)", "待审核的消息（管理员）", review.review),
+    Command("bot label", ("机器人 标注",),
+            '/bot label "TEXT" INTENT [--new] · /bot label MESSAGE_ID INTENT [--new] (--new: a new intent)',
+            '/机器人 标注 "文本" 意图 [--new] · /机器人 标注 消息编号 意图 [--new]（--new：新意图）',
+            "teach the bot what a message means (admins)", "告诉机器人一句话的意图（管理员）", review.label),
+    Command("bot retrain", ("机器人 训练",), "/bot retrain [--dry-run]", "/机器人 训练 [--dry-run]",
+            "retrain the bot's understanding in the background (admins)", "在后台重新训练机器人（管理员）",
+            training.retrain),
+    Command("bot rollback", ("机器人 回滚",), "/bot rollback [VERSION]", "/机器人 回滚 [版本]",
+            "serve an earlier model version again (admins)", "换回更早的模型版本（管理员）",
+            training.rollback),
+    Command("bot status", ("机器人 状态",), "/bot status", "/机器人 状态",
+            "serving model, review queue, last training (admins)", "当前模型、待审核数量、最近训练（管理员）",
+            training.status),
 )
 
 GROUPS: tuple[Group, ...] = (

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot.db import alembic_config, create_db_engine, session_scope, upgrade_database
 from bot.linking import CODE_ALPHABET, normalise_code
-from bot.members import merge_members
+from bot.members import MergedProfile, merge_members
 from bot.messages import HandledMessage, IncomingMessage
 from bot.models import Community, Event, LinkCode, Member, PlatformIdentity, Resource, Rsvp
 from bot.router import Router
@@ -129,7 +129,9 @@ def test_issue_replies_privately_with_the_code_and_stores_only_its_hash(people: 
     assert reply.text == (
         f"Your link code: {code_text} (one use, valid for 15 minutes).\n"
         f"From your other account (on the other platform), send:\n/profile link {code_text}\n"
-        f"(or /资料 绑定 {code_text}). That account's profile, RSVPs and events then join this one.")
+        f"(or /资料 绑定 {code_text}). That account's RSVPs and events then move to this one, and the two "
+        "profiles are joined: empty fields are filled from either, and where both differ (opt-ins too), the "
+        "account updated more recently wins.")
     plain = code_text.replace("-", "")
     assert len(plain) == 8 and set(plain) <= set(CODE_ALPHABET)
     assert not set(plain) & set("0O1IL")
@@ -148,7 +150,10 @@ def test_issue_in_chinese(people: People) -> None:
     code = CODE.search(reply.text)
     assert code is not None and reply.private and reply.language == "zh"
     assert reply.text.startswith(f"你的绑定验证码：{code.group(1)}（只能用一次，15 分钟内有效）。")
-    assert f"\n/资料 绑定 {code.group(1)}\n（或 /profile link {code.group(1)}）" in reply.text
+    assert reply.text.endswith(
+        f"\n/资料 绑定 {code.group(1)}\n（或 /profile link {code.group(1)}）。"
+        "那个账号的报名和活动随后会转到本账号，两边的资料也会合并："
+        "空着的项用另一边的补上，两边不同的项（包括各项开关）以最近更新的账号为准。")
 
 
 def test_issuing_again_replaces_the_earlier_code(people: People) -> None:
@@ -202,6 +207,8 @@ def test_link_joins_profile_rsvps_events_resources_and_identities(people: People
     assert reply.text == (
         "Linked: your accounts are now one member, 安 (slack, wechat).\n"
         "RSVPs moved from this account: 3.\n"
+        "From this account: bio, offers, timezone\n"
+        "From your other account: location, suggest, digest, quote\n"
         "Suggested to members who need what you offer: no (tell members what you offer with "
         "/profile set offers: ... to turn it on)\n"
         "Send /profile show to see the joined profile.")
@@ -209,7 +216,7 @@ def test_link_joins_profile_rsvps_events_resources_and_identities(people: People
     assert member.id == wechat_member.id
     assert (member.display_name, member.location, member.offers, member.bio, member.timezone) == (
         "安", "上海", "angel investing", "hardware founder", "Europe/Berlin")
-    # consent: the kept (WeChat) member's flags stand, the Slack member's are dropped
+    # both profiles were last set at NOW: on that tie the kept (WeChat) member's location and choices stand
     assert (member.consent_suggest, member.consent_digest, member.consent_quote) == (False, False, False)
     assert member.updated_at == t3
     assert people.identities() == {("slack", "U1"): member.id, ("wechat", "wxid_a"): member.id}
@@ -229,9 +236,9 @@ def test_link_joins_profile_rsvps_events_resources_and_identities(people: People
     assert len(people.members()) == 1  # no new member from either account afterwards
 
 
-def test_consent_of_the_kept_member_stands_when_it_is_on(people: People) -> None:
-    people.slack("/profile set offers: design reviews")  # Slack: suggested to others
-    people.wechat("/profile set location: Shenzhen")     # WeChat: not suggested
+def test_on_a_tie_the_kept_members_values_and_choices_stand(people: People) -> None:
+    people.slack("/profile set offers: design reviews")  # Slack (kept): suggested to others
+    people.wechat("/profile set location: Shenzhen")     # WeChat: not suggested; same time as Slack's
     people.set_consent("slack", "U1", consent_digest=True)
     code = people.issue("slack", "U1")
     result = people.wechat(f"/资料 绑定 {code}")
@@ -239,11 +246,72 @@ def test_consent_of_the_kept_member_stands_when_it_is_on(people: People) -> None
     assert result.text == (
         "绑定成功：你的账号现在是同一位成员 Ann Lee（slack、wechat）。\n"
         "从本账号转移的报名：0 条。\n"
+        "来自本账号：地点\n"
+        "来自另一个账号：能提供、推荐、周报\n"
         "会被推荐给有需要的成员：是\n"
         "发送 /资料 查看合并后的资料。")
     [member] = people.members()
     assert (member.offers, member.location) == ("design reviews", "Shenzhen")
     assert (member.consent_suggest, member.consent_digest, member.consent_quote) == (True, True, False)
+
+
+def test_the_more_recent_accounts_values_and_choices_win(people: People) -> None:
+    # Slack (the account linked TO) first: offers, a digest and a city.
+    people.slack("/profile set offers: design reviews; digest: yes; location: Berlin")
+    # An hour later on WeChat: needs, another city, no digest after all, alerts and questions on.
+    people.clock.now = NOW + timedelta(hours=1)
+    people.wechat("/资料 设置 需要：设计师；城市：深圳；周报：否；活动提醒：是；答疑：是")
+    people.clock.now = NOW + timedelta(hours=2)
+    code = people.issue("slack", "U1")
+    result = people.wechat(f"/资料 绑定 {code}")
+    assert result.text == (
+        "绑定成功：你的账号现在是同一位成员 Ann Lee（slack、wechat）。\n"
+        "从本账号转移的报名：0 条。\n"
+        "来自本账号：需要、地点、周报、活动提醒、答疑\n"
+        "来自另一个账号：能提供\n"
+        "会被推荐给有需要的成员：是\n"
+        "发送 /资料 查看合并后的资料。")
+    [member] = people.members()
+    assert (member.display_name, member.offers, member.needs, member.location) == (
+        "Ann Lee", "design reviews", "设计师", "深圳")
+    # the later explicit "no digest" is not turned back on by Slack's earlier yes
+    assert (member.consent_digest, member.consent_event_alerts, member.consent_questions,
+            member.consent_suggest) == (False, True, True, True)
+    assert member.updated_at == NOW + timedelta(hours=2)
+
+
+def test_the_kept_accounts_values_and_choices_win_when_they_are_more_recent(people: People) -> None:
+    people.wechat("/资料 设置 城市：上海；周报：是；引荐：暂停 14")  # WeChat first
+    people.clock.now = NOW + timedelta(hours=1)
+    people.slack("/profile set location: Berlin; alerts: yes")    # Slack (kept) later
+    code = people.issue("slack", "U1")
+    [reply] = people.wechat(f"/profile link {code}").replies
+    assert reply.text == (
+        "Linked: your accounts are now one member, Ann Lee (slack, wechat).\n"
+        "RSVPs moved from this account: 0.\n"
+        "From your other account: location, digest, alerts, intros\n"
+        "Suggested to members who need what you offer: no (tell members what you offer with "
+        "/profile set offers: ... to turn it on)\n"
+        "Send /profile show to see the joined profile.")
+    [member] = people.members()
+    assert (member.location, member.consent_digest, member.consent_event_alerts) == ("Berlin", False, True)
+    assert (member.intro_opt_out, member.intro_snooze_until) == (False, None)
+
+
+def test_merge_members_says_what_came_from_where(people: People) -> None:
+    people.slack("/profile show")
+    people.wechat("/profile show")
+    with session_scope(people.engine) as s:
+        keep, gone = s.exec(select(Member).order_by(col(Member.id))).all()
+        keep.bio, keep.url, keep.consent_quote = "robots", "https://keep.example", True
+        gone.bio, gone.skills, gone.url = "drones", "python", "https://keep.example"
+        gone.intro_opt_out, gone.consent_digest = True, True
+        keep.updated_at, gone.updated_at = NOW, NOW + timedelta(minutes=1)
+        merged = merge_members(s, keep=keep, gone=gone, now=NOW + timedelta(hours=1))
+        assert merged == MergedProfile(
+            from_gone=("bio", "skills", "consent_digest", "consent_quote", "intro_opt_out"), from_keep=())
+        assert (keep.bio, keep.skills, keep.url) == ("drones", "python", "https://keep.example")
+        assert (keep.consent_digest, keep.consent_quote, keep.intro_opt_out) == (True, False, True)
 
 
 def test_an_import_key_moves_to_the_kept_member(people: People) -> None:

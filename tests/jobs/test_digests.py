@@ -239,3 +239,19 @@ def test_empty_personal_digest_is_decided_once_and_not_sent(jobs: Jobs) -> None:
     # the matcher was asked once per section for Ann, never for Nobody (no interests), and never again
     assert matcher_of(jobs).queries == [("fundraising", ("event",)), ("fundraising", ("resource",)),
                                         ("fundraising", ("member",))]
+
+
+def test_a_forced_digest_goes_out_once_and_not_again_at_its_scheduled_time(jobs: Jobs) -> None:
+    from dataclasses import replace
+
+    jobs.configure(announce_channels=CHANNELS, digest_cron=WED_1030)
+    a_week(jobs)
+    forced = replace(jobs.ctx, force=True)
+    assert run_digests(forced, jobs.clock()) == "queued 2 channel digests and 0 personal digests"
+    assert jobs.dispatch() == 2  # sent now, not at 10:30
+    jobs.clock.advance(minutes=5)
+    assert run_digests(forced, jobs.clock()) == "queued 0 channel digests and 0 personal digests"
+    jobs.clock.advance(minutes=30)  # past the scheduled 10:30: the forced one stood for it
+    assert run_digests(jobs.ctx, jobs.clock()) == "queued 0 channel digests and 0 personal digests"
+    assert [n.key for n in rows(jobs)] == [f"digest:{jobs.community_id}:slack:C1:{FIRE.isoformat()}",
+                                          f"digest:{jobs.community_id}:wechat:123@chatroom:{FIRE.isoformat()}"]

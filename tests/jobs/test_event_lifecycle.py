@@ -108,6 +108,26 @@ def test_announcement_is_in_the_communitys_language(jobs: Jobs, chat: Chat) -> N
     assert [b.label for b in sent.reply.buttons] == ["报名", "不去了"]
 
 
+def test_an_announcement_is_in_the_language_its_caller_passes(jobs: Jobs, chat: Chat) -> None:
+    """``announce_event`` writes in the ``language`` it is given, whatever the community's: the caller
+    (``/event create``) chooses it."""
+    jobs.configure(announce_channels=["slack:C1"], language="en")
+    with jobs.session() as session:
+        event = Event(community_id=jobs.community_id, title="路演之夜", starts_at=START + timedelta(days=7),
+                      created_at=START, updated_at=START)
+        session.add(event)
+        session.flush()
+        community = session.get(Community, jobs.community_id)
+        settings = community_settings(community, settings=jobs.ctx.settings)
+        assert announce_event(session, event, channels=settings.announce_channels, language="zh",
+                              zone=settings.zone, now=jobs.clock()) == 1
+    jobs.dispatch()
+    [sent] = jobs.slack.log
+    assert sent.reply.language == "zh"
+    assert sent.reply.text.startswith("📅 新活动！\n#1 路演之夜\n时间：2027年3月10日（周三）10:00（UTC）")
+    assert [b.label for b in sent.reply.buttons] == ["报名", "不去了"]
+
+
 def test_edit_reannounces_once_saying_what_changed(jobs: Jobs, chat: Chat) -> None:
     jobs.configure(announce_channels=CHANNELS)
     chat.say('/event create "Demo night" 2027-03-10 18:00 --where Room 3')

@@ -42,3 +42,33 @@ def test_postgres_advisory_lock_is_freed_when_the_session_dies(pg_engine: Engine
         first.release()
         second.release()
         other.dispose()
+
+
+def test_a_dead_job_thread_is_started_again_while_the_lock_is_held(tmp_path: Path) -> None:
+    from bot.settings import Settings
+    from jobs.context import JobContext
+    from jobs.scheduler import SchedulerService
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    from bot.db import upgrade_database
+
+    upgrade_database(engine)
+    ctx = JobContext(engine=engine, settings=Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+    service = SchedulerService(ctx, poll=60, context_key="dead-thread")
+    try:
+        assert service.step() is True and service.active
+        first = service._scheduler  # noqa: SLF001
+        assert first is not None
+        def locked() -> float:
+            raise RuntimeError("database is locked")  # what killed it in a newcomer's run
+
+        first._process_jobs = locked  # type: ignore[method-assign]  # noqa: SLF001
+        first.wakeup()
+        first._thread.join(5)  # type: ignore[union-attr]  # noqa: SLF001
+        assert not service._running()  # noqa: SLF001
+        assert service.step() is True
+        assert service._running() and service._scheduler is not first  # noqa: SLF001
+        assert {j["name"] for j in service.jobs()} >= {"dispatch", "reminders", "digests"}
+    finally:
+        service.stop()
+        engine.dispose()

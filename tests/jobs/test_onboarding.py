@@ -176,3 +176,48 @@ def test_a_join_after_talking_to_the_bot_still_welcomes_once(chat: Chat, jobs: J
     assert len(chat.join("ana").replies) == 1
     assert chat.member("ana").welcomed_at == START + timedelta(days=1)
     assert chat.join("ana").replies == ()
+
+
+@pytest.mark.parametrize("question", [
+    "有人懂天使轮融资吗？", "有人懂天使轮融资吗", "请问下周有活动吗", "有没有做硬件的朋友", "怎么修改资料",
+    "谁在做跨境电商", "哪里能找到设计师", "什么时候有活动", "能不能介绍一位律师",
+    "Anyone know a good patent lawyer", "any investors here?", "Who works on robotics",
+    "What events are on this week", "where is the demo night", "When is the next meetup",
+    "How do I change my profile", "is there a hardware channel", "Does anyone know React?",
+    "I build robots, do you know anyone in Shenzhen?",
+])
+def test_a_question_during_onboarding_is_handled_as_a_question(chat: Chat, jobs: Jobs, question: str) -> None:
+    chat.join("li")
+    joined = chat.member("li").updated_at
+    jobs.clock.advance(minutes=2)
+    handled = chat.dm("li", question)
+    assert handled.intent == "out_of_scope" and chat.classifier.calls == [question]  # the router handled it
+    li = chat.member("li")
+    assert (li.bio, li.consent_suggest, li.onboarding, li.updated_at) == ("", False, "bio", joined)
+    # the question still waits: a later answer is stored
+    jobs.clock.advance(minutes=2)
+    assert chat.dm("li", "做跨境电商").text == "谢谢！ (2/3) 你能为其他成员提供什么（技能、建议、人脉）？"
+    li = chat.member("li")
+    assert (li.bio, li.consent_suggest, li.onboarding) == ("做跨境电商", True, "offers")
+
+
+@pytest.mark.parametrize("answer", [
+    "I build delivery robots", "Hardware founder (robots, why not?) in Shenzhen", "做跨境电商，主要是东南亚",
+    "Whoever needs robots: we build them", "Anything hardware", "Howard's robot studio", "哪吒科技创始人",
+])
+def test_statements_are_still_answers(chat: Chat, answer: str) -> None:
+    chat.join("ana")
+    assert chat.dm("ana", answer).intent == "onboarding"
+    ana = chat.member("ana")
+    assert (ana.bio, ana.onboarding) == (answer, "offers")
+
+
+def test_the_welcome_is_in_the_language_the_member_wrote_in_before_joining(chat: Chat, jobs: Jobs) -> None:
+    chat.dm("wx_li", "你好", platform="wechat")  # an English community; li talked to the bot in Chinese first
+    jobs.clock.advance(hours=1)
+    [reply] = chat.join("wx_li", platform="wechat", conversation="123@chatroom").replies
+    assert reply.language == "zh" and reply.text.startswith("👋 欢迎加入 founders，wx_li！")
+    assert reply.text.endswith("(1/3) 你在做什么（工作或项目）？")
+    # a member the bot never heard from gets the community's language
+    [reply] = chat.join("ana").replies
+    assert reply.language == "en" and reply.text.startswith("👋 Welcome to founders, Ana!")

@@ -69,12 +69,12 @@ def community_setup(jobs: Jobs) -> dict[str, int]:
 def test_routed_once_to_at_most_three_consenting_members_never_the_asker(jobs: Jobs) -> None:
     ids = community_setup(jobs)
     jobs.clock.advance(minutes=30)  # routed once it is *more* than 30 minutes old
-    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions to 0 members"
+    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions (0 requests to members)"
     jobs.clock.advance(seconds=1)
-    assert run_questions(jobs.ctx, jobs.clock()) == "routed 1 questions to 3 members"
+    assert run_questions(jobs.ctx, jobs.clock()) == "routed 1 questions (3 requests to members)"
     for _ in range(10):
         jobs.clock.advance(minutes=5)
-        assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions to 0 members"
+        assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions (0 requests to members)"
         jobs.dispatch()
     routed = routes(jobs)
     assert set(routed) == {ids["m1"], ids["li"], ids["m2"]}
@@ -116,7 +116,7 @@ def test_answer_reaches_the_asker_and_becomes_a_resource(jobs: Jobs) -> None:
     again = say(jobs, "m1", f"/answer {rid} and one more thing").text
     assert "already answered" in again
     jobs.clock.advance(days=1)
-    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions to 0 members"
+    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions (0 requests to members)"
 
 
 def test_private_answer_makes_no_resource_and_is_unsigned(jobs: Jobs) -> None:
@@ -184,7 +184,7 @@ def test_what_is_not_routed(jobs: Jobs) -> None:
     ]
     with jobs.session() as session:
         session.add_all(rows)
-    assert run_questions(jobs.ctx, now) == "routed 0 questions to 0 members"
+    assert run_questions(jobs.ctx, now) == "routed 0 questions (0 requests to members)"
     assert routes(jobs) == {} and asker != helper
 
 
@@ -194,11 +194,12 @@ def test_configured_delay_and_a_later_opt_in(jobs: Jobs) -> None:
     say(jobs, "asker", QUESTION)
     matcher_of(jobs).matches = [member_match(late, "late")]
     jobs.clock.advance(minutes=60)
-    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions to 0 members"
+    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions (0 requests to members)"
     jobs.clock.advance(minutes=1)
-    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions to 0 members"  # late: no consent
+    # late: no consent yet
+    assert run_questions(jobs.ctx, jobs.clock()) == "routed 0 questions (0 requests to members)"
     say(jobs, "late", "/profile set questions: yes")
     jobs.clock.advance(minutes=5)
-    assert run_questions(jobs.ctx, jobs.clock()) == "routed 1 questions to 1 members"
+    assert run_questions(jobs.ctx, jobs.clock()) == "routed 1 questions (1 requests to members)"
     assert set(routes(jobs)) == {late}
     assert routes(jobs)[late].asked_at == START + timedelta(minutes=66)

@@ -23,7 +23,7 @@ SMALL_LABELS = ("greeting", "thanks", "find_event")
 _load_seeds = nlp.seed.load_seed_utterances
 
 
-def _small_seeds() -> list[tuple[str, str]]:
+def _small_seeds(**_: object) -> list[tuple[str, str]]:
     """8 English seeds of each of 3 intents: a first-run training that takes a second or two."""
     rows = _load_seeds(languages=("en",))
     return [pair for label in SMALL_LABELS for pair in [r for r in rows if r[1] == label][:8]]

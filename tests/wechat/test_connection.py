@@ -92,9 +92,10 @@ def test_a_silent_gateway_is_pinged_then_dropped(make_bot: Callable[..., WeChatB
     assert bot.adapter.health().reconnects >= 1
 
 
-def test_a_malformed_endpoint_says_what_to_write() -> None:
+@pytest.mark.parametrize("endpoint", ["wechat.example.org", ":9", "127.0.0.1:abc", "127.0.0.1:99999", "h:0"])
+def test_a_malformed_endpoint_says_what_to_write(endpoint: str) -> None:
     with pytest.raises(ValueError, match=r"host:port \(e.g. 127.0.0.1:8788\)"):
-        WeChatAdapter(handle=lambda m: None, endpoint="wechat.example.org")  # type: ignore[arg-type,return-value]
+        WeChatAdapter(handle=lambda m: None, endpoint=endpoint)  # type: ignore[arg-type,return-value]
 
 
 def test_the_event_stream_has_no_call_deadline_and_cancelling_run_stops_it(

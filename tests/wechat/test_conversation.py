@@ -190,3 +190,19 @@ def test_a_room_join_reaches_the_core_as_member_joined(make_bot: Callable[..., W
                                                        "timestamp": int(time.time()) - 3600})  # a replay
     bot.settle()
     assert seen == [f"{MEMBER}@{ROOM}:Ann"]
+
+
+def test_announcement_groups_are_stored_with_their_platform_and_a_repeat_changes_nothing(
+    make_bot: Callable[..., WeChatBot],
+) -> None:
+    bot = make_bot()
+    with session_scope(bot.core.engine) as session:
+        session.add(Community(name="default", settings={"admins": [f"wechat:{ADMIN}"]}))
+    bot.fake.say("/机器人 配置 公告群 +本群", room_id=ROOM, from_id=ADMIN)
+    bot.fake.say("/机器人 配置 公告群 +本群", room_id=ROOM, from_id=ADMIN)
+    bot.fake.say("/bot config announce_channels +me", room_id=ROOM, from_id=ADMIN)  # `me` is for admins only
+    bot.settle()
+    texts = [s.text for s in bot.fake.sent]
+    assert f"announce_channels = wechat:{ROOM}" in texts[0] and "设置已更新" in texts[0]
+    assert "没有变化" in texts[1]
+    assert "cannot tell which platform 'me' is on" in texts[2]
