@@ -196,15 +196,37 @@ def alert_interested_members(session: Session, event: Event, *, matches: Sequenc
     return queued
 
 
-def notify_cancelled(session: Session, event: Event, *, language: str, zone: ZoneInfo, now: datetime) -> int:
-    """Tell every member who answered yes, maybe or joined the waitlist that ``event`` was cancelled (key
-    ``cancelled:{event}:{member}``, in their language) and drop the event's reminders not sent yet (marked
-    ``skipped``). Returns how many notices were queued."""
-    rows = session.exec(
+def _answered(session: Session, event: Event) -> Sequence[Member]:
+    """The members who answered yes, maybe or joined the waitlist of ``event``, in order of answer."""
+    return session.exec(
         select(Member).join(Rsvp, col(Rsvp.member_id) == col(Member.id))
         .where(Rsvp.event_id == event.id, col(Rsvp.status).in_([GOING, MAYBE, WAITLIST]))
         .order_by(col(Rsvp.id))
     ).all()
+
+
+def notify_changed(session: Session, event: Event, *, language: str, zone: ZoneInfo, now: datetime) -> int:
+    """Tell every member who answered yes, maybe or joined the waitlist that ``event``'s time, place or
+    title changed: the event as it is now, in their language and time zone (key
+    ``changed:{event}:{updated_at}:{member}``: once per version of the event). Returns how many were
+    queued."""
+    version = event.updated_at.astimezone(UTC).isoformat()
+    queued = 0
+    for member in _answered(session, event):
+        lang = member_language(member, language, session=session)
+        summary = event_summary(session, event, language=lang, zone=member_zone(member, zone))
+        text = tr(lang, f"✏️ An event you answered has changed:\n{summary}",
+                  f"✏️ 你报名的活动有变动：\n{summary}")
+        queued += queue_direct(session, key=f"changed:{event.id}:{version}:{member.id}", member=member,
+                               kind="event_changed", reply=Reply(text=text, language=lang), due_at=now)
+    return queued
+
+
+def notify_cancelled(session: Session, event: Event, *, language: str, zone: ZoneInfo, now: datetime) -> int:
+    """Tell every member who answered yes, maybe or joined the waitlist that ``event`` was cancelled (key
+    ``cancelled:{event}:{member}``, in their language) and drop the event's reminders not sent yet (marked
+    ``skipped``). Returns how many notices were queued."""
+    rows = _answered(session, event)
     skip_pending(session, key_prefix=f"reminder:{event.id}:")
     queued = 0
     for member in rows:

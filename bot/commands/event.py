@@ -42,6 +42,7 @@ from bot.event_notices import (
     announce_event,
     interested_members,
     notify_cancelled,
+    notify_changed,
     promote_waitlisted,
     retire_reminders,
     skip_pending,
@@ -295,6 +296,9 @@ def edit_event(ctx: CommandContext, args: str) -> list[Reply]:
                                   zone=ctx.settings.zone) if event.capacity != before["capacity"] else []
     changes = _changes(ctx, before, event)
     announced = _announce(ctx, event, changes) if changes else 0
+    if changes and any(getattr(event, f) != before[f] for f in _ATTENDEE_FIELDS):
+        notify_changed(ctx.session, event, language=ctx.settings.language, zone=ctx.settings.zone,
+                       now=ctx.now)
     notes = _notes(ctx, announced=announced, promoted=len(promoted))
     details = event_details(ctx, event)
     return [say(ctx, f"Event updated.\n{details}{notes}", f"活动已更新。\n{details}{notes}",
@@ -335,6 +339,8 @@ def _apply_edit(ctx: CommandContext, event: Event, parsed: ParsedArgs) -> None:
 
 #: The fields of an event that members see in its announcement (a change of them is announced).
 _ANNOUNCED_FIELDS = ("title", "starts_at", "ends_at", "place", "capacity", "description")
+#: The fields whose change every member who answered is told of personally (where and when to be).
+_ATTENDEE_FIELDS = ("title", "starts_at", "ends_at", "place")
 
 
 def _snapshot(event: Event) -> dict[str, Any]:

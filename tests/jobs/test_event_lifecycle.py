@@ -287,3 +287,24 @@ def test_no_followups_for_events_long_over_or_not_over(jobs: Jobs, chat: Chat) -
     assert run_event_followups(jobs.ctx, jobs.clock()) == "queued 0 introduction(s)"
     jobs.clock.now = START.replace(hour=20) + timedelta(days=1)
     assert run_event_followups(jobs.ctx, jobs.clock()) == "queued 2 introduction(s)"
+
+
+def test_a_new_time_or_place_is_told_to_everyone_who_answered_once(jobs: Jobs, chat: Chat) -> None:
+    jobs.member("bob")
+    jobs.member("carol", platform="wechat", user="wxid_carol", languages="中文")
+    jobs.member("dave")
+    chat.say('/event create "Demo night" 2027-03-10 18:00')
+    chat.say("/rsvp 1", user="bob")
+    chat.say("/rsvp 1 maybe", user="wxid_carol", platform="wechat")
+    chat.say("/rsvp 1 no", user="dave")
+    jobs.dispatch()
+    chat.say("/event edit 1 --desc bring a laptop")  # not where or when: nobody is told personally
+    assert jobs.dispatch() == 0
+    jobs.clock.advance(minutes=1)
+    chat.say("/event edit 1 --where Hall B")
+    assert jobs.dispatch() == 2 and jobs.dispatch() == 0
+    assert to(jobs.slack.log, "bob")[-1].startswith("✏️ An event you answered has changed:\n#1 Demo night")
+    assert "Where: Hall B" in to(jobs.slack.log, "bob")[-1]
+    assert to(jobs.wechat.log, "wxid_carol")[-1].startswith("✏️ 你报名的活动有变动：")
+    assert "地点：Hall B" in to(jobs.wechat.log, "wxid_carol")[-1]
+    assert to(jobs.slack.log, "dave") == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -44,6 +45,7 @@ def test_postgres_advisory_lock_is_freed_when_the_session_dies(pg_engine: Engine
         other.dispose()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the simulated crash
 def test_a_dead_job_thread_is_started_again_while_the_lock_is_held(tmp_path: Path) -> None:
     from bot.settings import Settings
     from jobs.context import JobContext

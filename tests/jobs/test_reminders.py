@@ -175,7 +175,8 @@ def test_a_moved_event_is_reminded_again_for_its_new_time(jobs: Jobs, chat: Chat
     chat.say("/rsvp 1", user="bob")
     assert tick(jobs, minutes=60) == 1  # 11:00
     chat.say("/event edit 1 --when 2027-03-03 15:00")
-    assert tick(jobs, minutes=60) == 0  # 12:00
+    assert tick(jobs, minutes=60) == 1  # 12:00: no reminder, but bob is told of the new time
+    assert to(jobs.slack.log, "bob")[-1].startswith("✏️ An event you answered has changed:")
     assert tick(jobs, minutes=120) == 1  # 14:00
     assert to(jobs.slack.log, "bob")[-1] == ("⏰ Reminder: #1 Demo night starts in 1 hour.\n"
                                              "When: Wed 3 Mar 2027, 15:00 (UTC)")
