@@ -300,7 +300,7 @@ class SlackAdapter:
         if team is None:  # a workspace we do not serve (never installed, or uninstalled)
             return None
         subtype = event.get("subtype")
-        if subtype and subtype not in PASSED_SUBTYPES:
+        if subtype and (not isinstance(subtype, str) or subtype not in PASSED_SUBTYPES):  # may be a list
             return None
         user = event.get("user")
         if event.get("bot_id") or event.get("bot_profile") or not user or user == team.bot_user_id:
@@ -308,7 +308,9 @@ class SlackAdapter:
         raw = event.get("text")
         channel = event.get("channel")
         ts = event.get("ts")
-        if not isinstance(raw, str) or not raw.strip() or not channel or not ts:
+        if not all(isinstance(value, str) and value for value in (user, channel, ts)):  # not as Slack writes
+            return None
+        if not isinstance(raw, str) or not raw.strip():
             return None
         mentioned = event.get("type") == "app_mention" or f"<@{team.bot_user_id}" in raw
         text = decode(strip_mention(raw, team.bot_user_id)).text.strip()
@@ -322,7 +324,7 @@ class SlackAdapter:
             sender=str(user),
             text=text,
             received_at=_ts_time(str(ts)),
-            thread=event.get("thread_ts"),
+            thread=thread if isinstance(thread := event.get("thread_ts"), str) and thread else None,
             is_direct=is_direct,
             mentions_bot=mentioned,
             platform_key=f"{PLATFORM}:{team_id}:{channel}:{ts}",

@@ -89,7 +89,8 @@ def find_mention(text: str, names: Iterable[str], *, mentioned: bool = False) ->
     position = 0
     index = 0
     while index < len(text):
-        if text[index] not in _AT or (index and text[index - 1].isalnum()):  # ``ann@x.org`` is no mention
+        # ``ann@x.org`` is no mention; a letter of a mention just cut out (``@Bot@Bot``) does not count
+        if text[index] not in _AT or (index > position and text[index - 1].isalnum()):
             index += 1
             continue
         end = None

@@ -185,6 +185,8 @@ class CommunitySettings(BaseModel):
         post_event_intros: after an event, tell each attendee which other attendees they should meet.
         question_route_after_minutes: how long a question the bot could not answer waits before it is
             routed to members who may know (whole minutes, 1 to 7 days).
+        message_log_days: how long logged messages are kept, in whole days (1 to 3650, default 180); the
+            ``retention`` job (:mod:`jobs.retention`) deletes older ones.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -200,6 +202,7 @@ class CommunitySettings(BaseModel):
     reminder_minutes: list[int] = Field(default_factory=lambda: list(DEFAULT_REMINDERS))
     post_event_intros: bool = False
     question_route_after_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    message_log_days: int = Field(default=180, ge=1, le=3650)
 
     @field_validator("timezone")
     @classmethod

@@ -217,6 +217,7 @@ class Router:
                     confidence=None,
                     answered=bool(replies),
                     review=False,
+                    forgotten=session.get(Member, member.id) is None,  # /privacy forget confirm
                 )
                 return HandledMessage(replies=tuple(replies), intent="command", language=language)
             if message.is_direct and not message.intent:
@@ -352,23 +353,31 @@ class Router:
         confidence: float | None,
         answered: bool,
         review: bool,
+        forgotten: bool = False,
     ) -> None:
-        """Record what was done with the message (updates the de-duplication row when there is one)."""
+        """Record what was done with the message (updates the de-duplication row when there is one).
+
+        ``forgotten``: the message made the bot forget its sender (``/privacy forget confirm``): the row keeps
+        only what de-duplication needs (its platform key), not who sent it or what it said.
+        """
         assert community_id is not None
         entry = None
         if message.platform_key:
             entry = session.exec(
                 select(MessageLog).where(MessageLog.platform_key == message.platform_key)
             ).first()
-        if entry is None:
+        if entry is None:  # no de-duplication row, or the command deleted it (a forget): the key stays
             entry = MessageLog(
                 community_id=community_id,
                 platform=message.platform,
+                platform_key=message.platform_key,
                 conversation=message.conversation,
                 sender=message.sender,
                 text=message.text[:MAX_UTTERANCE_CHARS],
                 created_at=message.received_at,
             )
+        if forgotten:
+            entry.sender, entry.text, entry.conversation = "", "", ""
         entry.language, entry.intent, entry.confidence = language, intent, confidence
         entry.answered, entry.needs_review = answered, review
         session.add(entry)

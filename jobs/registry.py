@@ -55,6 +55,8 @@ JOBS: tuple[JobSpec, ...] = (
             "jobs.questions:run_questions", 300),
     JobSpec("introductions", "propose double opt-in introductions (need <-> offer); check back a week on",
             "jobs.introductions:run_introductions", 3600),
+    JobSpec("retention", "delete logged messages older than each community's message_log_days",
+            "jobs.retention:run_retention", 3600),
 )
 
 BY_NAME: dict[str, JobSpec] = {job.name: job for job in JOBS}

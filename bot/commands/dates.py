@@ -67,19 +67,20 @@ def parse_when(text: str, *, tz: ZoneInfo, now: datetime, language: str = "en",
     cleaned = _clean(text)
     local_now = now.astimezone(tz)
     result = None
-    if cleaned:
-        result = (_parse_iso(cleaned, tz) or _parse_parts(cleaned, local_now)
-                  or _parse_natural(cleaned, local_now))
-    if result is None:
-        given = text.strip()
-        raise UsageError(tr(language, f"I can't read the date {given!r}. Forms that work: {_FORMS_EN}.",
-                            f"看不懂日期「{given}」。可以这样写：{_FORMS_ZH}。"))
-    try:
-        result.astimezone(UTC)  # times are stored as UTC: 9999-12-31 23:59 in New York is not a UTC time
+    try:  # an ISO time with an offset near year 1 or 9999 may not exist in ``tz`` (OverflowError)
+        if cleaned:
+            result = (_parse_iso(cleaned, tz) or _parse_parts(cleaned, local_now)
+                      or _parse_natural(cleaned, local_now))
+        if result is not None:
+            result.astimezone(UTC)  # stored as UTC: 9999-12-31 23:59 in New York is not a UTC time
     except OverflowError as exc:
         given = text.strip()
         raise UsageError(tr(language, f"The date {given!r} is too far away; give one before the year 9999.",
                             f"日期「{given}」太远了，请给一个 9999 年之前的日期。")) from exc
+    if result is None:
+        given = text.strip()
+        raise UsageError(tr(language, f"I can't read the date {given!r}. Forms that work: {_FORMS_EN}.",
+                            f"看不懂日期「{given}」。可以这样写：{_FORMS_ZH}。"))
     if not allow_past and result < now:
         shown = format_when(result, tz=tz, language=language)
         raise UsageError(tr(language, f"That date is in the past ({shown}). Please give a future date.",

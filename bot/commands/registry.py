@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.commands import admin, answer, event, intro, profile, resource, review, rsvp, training
+from bot.commands import admin, answer, event, intro, privacy, profile, resource, review, rsvp, training
 from bot.commands.context import CommandContext
 from bot.commands.help import help_overview, help_topic
 from bot.commands.replies import say
@@ -156,9 +156,12 @@ COMMANDS: tuple[Command, ...] = (
             "/引荐 接受|拒绝|暂停 编号 · /引荐 有帮助 编号 是|否",
             "answer an introduction the bot proposed", "回复机器人提议的引荐", intro.intro_command),
     Command("help", ("帮助",), "/help [COMMAND]", "/帮助 [命令]", "this help", "查看帮助", _help),
-    _later("privacy show", "隐私 查看", "/privacy show", "/隐私 查看"),
-    _later("privacy export", "隐私 导出", "/privacy export", "/隐私 导出"),
-    _later("privacy forget", "隐私 删除", "/privacy forget", "/隐私 删除"),
+    Command("privacy show", ("隐私 查看",), "/privacy show", "/隐私 查看",
+            "what the bot stores about you, and why", "机器人保存了你的哪些数据及原因", privacy.show),
+    Command("privacy export", ("隐私 导出",), "/privacy export", "/隐私 导出",
+            "all your data as a file", "把你的全部数据导出为文件", privacy.export),
+    Command("privacy forget", ("隐私 删除",), "/privacy forget [confirm]", "/隐私 删除 [确认]",
+            "delete your data (asks to confirm)", "删除你的数据（需确认）", privacy.forget),
     Command("bot review", ("机器人 审核",), "/bot review [N] · /bot review dismiss ID",
             "/机器人 审核 [数量] · /机器人 审核 忽略 编号",
             "messages waiting for review (admins)", "待审核的消息（管理员）", review.review),

@@ -441,14 +441,6 @@ def test_help_for_one_command_or_group(chat: Chat) -> None:
     assert "There is no command 'dance'" in chat.say("/help dance")
 
 
-@pytest.mark.parametrize(("command", "message"), [
-    ("/privacy show", "/privacy show is not available yet."), ("/privacy export", "not available yet"),
-    ("/隐私 删除", "/privacy forget 功能暂未开放"),
-])
-def test_later_commands_are_not_available_yet(chat: Chat, command: str, message: str) -> None:
-    assert message in chat.say(command)
-
-
 def test_group_without_default_shows_usage(chat: Chat) -> None:
     reply = chat.say("/bot")
     assert "Usage:" in reply and "/bot config" in reply

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from jobs.leader import ADVISORY_KEY
+from jobs.registry import JOBS
 
 
 class Process:
@@ -117,7 +118,7 @@ def test_one_active_scheduler_and_a_takeover_within_a_minute_after_a_kill(
                 stored = conn.execute(sa.text("SELECT id FROM apscheduler_jobs ORDER BY id")).scalars().all()
         finally:
             engine.dispose()
-        assert stored == sorted(["dispatch", "reminders", "events", "digests", "questions", "introductions"])
+        assert stored == sorted(job.name for job in JOBS)
     finally:
         first.stop()
         if second is not None:
