@@ -620,7 +620,8 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 def serve_http(adapter: SlackAdapter, *, host: str = "0.0.0.0", port: int = 3000) -> WSGIServer:  # noqa: S104
-    """A threaded WSGI server answering Slack's signed requests at ``/slack/events`` (and ``/healthz``).
+    """A threaded WSGI server answering Slack's signed requests at ``/slack/events`` (and ``/healthz``,
+    and ``/metrics`` for Prometheus).
 
     Call ``serve_forever()`` on it (``communitybot run`` does) or run it in a thread (tests). Behind a
     proxy in production, or put ``SlackRequestHandler(adapter.app)`` into any WSGI server.
@@ -633,6 +634,11 @@ def serve_http(adapter: SlackAdapter, *, host: str = "0.0.0.0", port: int = 3000
         if environ.get("PATH_INFO") == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok"]
+        if environ.get("PATH_INFO") == "/metrics":
+            from bot import observability
+
+            start_response("200 OK", [("Content-Type", observability.CONTENT_TYPE)])
+            return [observability.metrics_text()]
         return bolt(environ, start_response)
 
     return make_server(

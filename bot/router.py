@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot import feedback, onboarding
+from bot import feedback, observability, onboarding
 from bot.commands import is_command, run_command
 from bot.commands.context import CommandContext
 from bot.community import CommunitySettings, community_settings, get_or_create_community
@@ -101,6 +102,8 @@ class Router:
         self._matcher: Matcher | None = None
         self._retrainer: Retrainer | None = None
         self.clock = clock
+        observability.install_request_id_logging()
+        observability.watch_notifications(engine)
 
     @property
     def classifier(self) -> IntentClassifier:
@@ -124,7 +127,25 @@ class Router:
         return self._retrainer
 
     def handle(self, message: IncomingMessage) -> HandledMessage:
-        """Handle one message; never raises for a failure inside the handling of this message."""
+        """Handle one message; never raises for a failure inside the handling of this message.
+
+        The handling runs under a new request id (on its log lines) and is counted and timed
+        (:mod:`bot.observability`)."""
+        with observability.request_scope():
+            start = time.perf_counter()
+            handled = self._handle_once(message)
+            intent = ("failed" if handled.failed else "duplicate" if handled.duplicate
+                      else handled.intent or "none")
+            observability.count_message(message.platform, intent, time.perf_counter() - start)
+            if handled.failed:
+                observability.count_fallback("apology")
+            return handled
+
+    def _handle_once(self, message: IncomingMessage) -> HandledMessage:
+        # Per-member rate limit (bot/ratelimit.py): a message over it is not handled, nor logged.
+        from bot.ratelimit import over_limit
+        if (limited := over_limit(self, message)) is not None:
+            return limited
         if message.platform_key and not self._claim(message):
             log.info("duplicate delivery ignored: %s", message.platform_key)
             return HandledMessage(replies=(), duplicate=True)
@@ -261,6 +282,7 @@ class Router:
             )
             if prediction.confidence < settings.intent_confidence_floor:
                 result = self._unsure(ictx, [label for label, _ in prediction.ranking[:2]])
+                observability.count_fallback("unsure")
             else:
                 handler = INTENT_HANDLERS.get(prediction.intent, handle_unknown_intent)
                 try:
@@ -269,6 +291,8 @@ class Router:
                     result = IntentResult([Reply(text=exc.user_message, language=language)])
                 if message.intent == feedback.FEEDBACK:  # a "not helpful" button: about the last answer
                     self._flag_reacted_to(session, message, community.id, text)
+                if result.unanswered:
+                    observability.count_fallback("no_match")
             self._log(
                 session,
                 message,

@@ -78,6 +78,17 @@ class Settings(BaseSettings):
         description="`/bot retrain` promotes a new intent model only when it is not worse overall and no "
         "intent's recall on the evaluation set falls by more than this fraction (0.05 = 5 points).",
     )
+    rate_limit_per_minute: float = Field(
+        default=20.0, ge=0.0,
+        description="Messages a minute one member (platform, community, sender) may send the bot; over it "
+        "a message is not handled (one polite reply, then silence). Each process limits on its own; 0 "
+        "disables the limit.",
+    )
+    rate_limit_burst: int = Field(
+        default=10, ge=0,
+        description="Messages a member may send at once before the per-minute rate applies; 0 disables "
+        "the limit.",
+    )
     slack_signing_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("COMMUNITYBOT_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),

@@ -52,12 +52,17 @@ def run_job(name: str, context_key: str = "default") -> str:
 
 
 def run_now(job: JobSpec, ctx: JobContext) -> str:
-    """Run ``job`` once for ``ctx.clock()``; logs its summary, or its traceback when it fails."""
+    """Run ``job`` once for ``ctx.clock()``; logs its summary, or its traceback when it fails; counts the
+    run (``job_runs_total``, :mod:`bot.observability`)."""
+    from bot.observability import count_job_run
+
     try:
         summary = job.function()(ctx, ctx.clock())
     except Exception:
         log.exception("job %s failed", job.name)
+        count_job_run(job.name, ok=False)
         return ""
+    count_job_run(job.name, ok=True)
     log.info("job %s: %s", job.name, summary)
     return summary
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported anywhere (see bot/cli)
+# Tests drive one member through many messages at a frozen clock: the per-member rate limit (20/min, burst 10)
+# would silence them. It is off for the suite and on in the tests of the limit itself
+# (tests/production/test_input_bounds.py), which set the product's defaults explicitly.
+os.environ.setdefault("COMMUNITYBOT_RATE_LIMIT_PER_MINUTE", "0")
 
 import uuid
 from collections.abc import Iterator
