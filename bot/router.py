@@ -50,6 +50,7 @@ from bot.members import CONSOLE_USER, member_for_sender
 from bot.messages import HandledMessage, IncomingMessage, Match, MatchKind, Reply
 from bot.models import Community, Member, MessageLog
 from bot.ports import IntentClassifier, IntentPrediction, Matcher, Retrainer
+from bot.ratelimit import over_limit
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,7 @@ class Router:
             return handled
 
     def _handle_once(self, message: IncomingMessage) -> HandledMessage:
-        # Per-member rate limit (bot/ratelimit.py): a message over it is not handled, nor logged.
-        from bot.ratelimit import over_limit
+        # per-member rate limit (bot/ratelimit.py): a message over it is neither handled nor logged
         if (limited := over_limit(self, message)) is not None:
             return limited
         if message.platform_key and not self._claim(message):
