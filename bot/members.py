@@ -246,20 +246,23 @@ def _move_scheduled_work(session: Session, *, keep_id: int, gone_id: int) -> Non
         session.add(intro)
 
 
-_LANGUAGE_SPLIT = re.compile(r"[,，、;；/|]+")
+_LANGUAGE_SPLIT = re.compile(r"[,，、/;；|\s]+")
 
 
 def member_language(member: Member, default: str, *, session: Session | None = None) -> str:
-    """The language to write to ``member`` in: the first language of their profile when the bot writes it
-    (``中文, English`` -> ``zh``); else, when ``session`` is given, the language of their most recent
-    message to the bot (:func:`recent_language`); else ``default`` (the community's)."""
-    first = _LANGUAGE_SPLIT.split(member.languages.strip(), maxsplit=1)[0]
-    code = language_code(first)
-    if code in SUPPORTED_LANGUAGES:
-        assert code is not None
-        return code
+    """The language to write to ``member`` in: the first one of their profile's ``languages`` the bot
+    writes (``中文, English`` -> ``zh``; ``Svenska, English`` -> ``en``); else, when ``session`` is given,
+    the language of their most recent message to the bot (:func:`recent_language`); else ``default`` (the
+    community's) when the bot writes it, else ``en``."""
+    for part in _LANGUAGE_SPLIT.split(member.languages):
+        code = language_code(part)
+        if code in SUPPORTED_LANGUAGES:
+            assert code is not None
+            return code
     recent = recent_language(session, member) if session is not None else None
-    return recent or default
+    if recent:
+        return recent
+    return default if default in SUPPORTED_LANGUAGES else "en"
 
 
 def recent_language(session: Session, member: Member) -> str | None:

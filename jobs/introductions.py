@@ -38,11 +38,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
-from bot.commands.intro import KIND, SNOOZE_DAYS, ask_buttons, check_buttons, member_language, one_liner
+from bot.commands.intro import KIND, SNOOZE_DAYS, ask_buttons, check_buttons, one_liner
 from bot.community import community_settings
 from bot.db import session_scope
 from bot.i18n import tr
 from bot.language import language_codes
+from bot.members import member_language
 from bot.messages import Match, Reply
 from bot.models import Community, Introduction, Member
 from bot.notifications import direct_address, queue_direct

@@ -33,8 +33,7 @@ from bot.commands.context import CommandContext
 from bot.commands.replies import say
 from bot.errors import CommunityBotError, NotFoundError, UsageError
 from bot.i18n import tr
-from bot.language import SUPPORTED_LANGUAGES, language_code
-from bot.members import recent_language
+from bot.members import member_language
 from bot.messages import Button, Reply
 from bot.models import Introduction, Member, PlatformIdentity
 from bot.notifications import queue_direct
@@ -60,24 +59,8 @@ _VERBS = {
 _YES_WORDS = frozenset({"yes", "y", "true", "是", "有", "有帮助", "对"})
 _NO_WORDS = frozenset({"no", "n", "false", "否", "没有", "无", "没"})
 _WORDS = re.compile(r"\d+|[^\W\d_]+")
-_LANGUAGE_SPLIT = re.compile(r"[,，、/;；|\s]+")
 _PLATFORMS = {"slack": ("Slack", "Slack"), "wechat": ("WeChat", "微信"), "console": ("console", "控制台")}
 _ONE_LINER_CHARS = 140
-
-
-def member_language(member: Member, default: str, *, session: Session | None = None) -> str:
-    """The language to write to ``member`` in: the first supported one of their ``languages``
-    (``"中文, English"`` -> ``zh``); else, when ``session`` is given, that of their most recent message to
-    the bot (:func:`bot.members.recent_language`); else ``default`` (the community's), else ``en``."""
-    for part in _LANGUAGE_SPLIT.split(member.languages):
-        code = language_code(part)
-        if code in SUPPORTED_LANGUAGES:
-            assert code is not None
-            return code
-    recent = recent_language(session, member) if session is not None else None
-    if recent:
-        return recent
-    return default if default in SUPPORTED_LANGUAGES else "en"
 
 
 def ask_buttons(intro_id: int, language: str) -> tuple[Button, ...]:
