@@ -653,14 +653,16 @@ class WeChatAdapter:
             log.exception("wechat: failed to answer message %s", message.platform_key)
 
     def _queue(self, conversation: str, reply: Reply, *, mention: str | None = None,
-               mention_name: str = "") -> None:
-        """Render ``reply``, split it under the byte limit and queue the parts in order."""
+               mention_name: str = "") -> list[Future[Any]]:
+        """Render ``reply``, split it under the byte limit and queue the parts in order; their futures."""
         text = render_text(reply)
         if mention and mention_name:
             text = f"@{mention_name}{MENTION_SPACE}{text}"
+        futures = []
         for index, part in enumerate(split_text(text, max_bytes=self.max_message_bytes)):
             ids = (mention,) if mention and mention_name and index == 0 else ()
-            self.outbox.submit(conversation, _Part(conversation, part, ids))
+            futures.append(self.outbox.submit(conversation, _Part(conversation, part, ids)))
+        return futures
 
     def send(self, *, community: str, conversation: str, reply: Reply, timeout: float = 300.0) -> None:
         """Post a notification (scheduled work, :class:`jobs.context.Sender`): ``reply`` rendered as text to
@@ -673,9 +675,7 @@ class WeChatAdapter:
         """
         if community != self.community:
             raise LookupError(f"the WeChat account serves {self.community!r}, not {community!r}")
-        futures = [self.outbox.submit(conversation, _Part(conversation, part))
-                   for part in split_text(render_text(reply), max_bytes=self.max_message_bytes)]
-        for future in futures:
+        for future in self._queue(conversation, reply):
             future.result(timeout=timeout)
 
     def _send(self, target: Hashable, part: _Part) -> str:

@@ -139,15 +139,9 @@ def serve(
     poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between leader-lock polls.")] = 10.0,
 ) -> None:
     """Run the scheduler alone until interrupted (standing by while another process is active)."""
-    from bot.app import load_matcher
-    from jobs.context import JobContext
-    from jobs.scheduler import SchedulerService
-
     settings = load_settings(data_dir)
     require_data_dir(settings)
-    engine = open_database(settings)
-    ctx = JobContext(engine=engine, settings=settings, matcher=lambda: load_matcher(settings, engine=engine))
-    service = SchedulerService(ctx, poll=poll)
+    service = scheduler_for(settings, open_database(settings), {}, poll=poll)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     typer.echo("Scheduler: standing by for the leader lock; stop with Ctrl-C.", err=True)
@@ -164,13 +158,14 @@ def serve(
         service.stop()
 
 
-def scheduler_for(settings: Settings, engine: Engine, senders: dict[str, Sender]) -> SchedulerService:
-    """The :class:`jobs.scheduler.SchedulerService` a ``communitybot run`` process starts beside its
-    platforms (their adapters are its senders)."""
+def scheduler_for(settings: Settings, engine: Engine, senders: dict[str, Sender], *,
+                  poll: float = 10.0) -> SchedulerService:
+    """The :class:`jobs.scheduler.SchedulerService` of a process: beside its platforms for
+    ``communitybot run`` (their adapters are its senders), alone for ``jobs serve`` (no senders)."""
     from bot.app import load_matcher
     from jobs.context import JobContext
     from jobs.scheduler import SchedulerService
 
     ctx = JobContext(engine=engine, settings=settings, senders=senders,
                      matcher=lambda: load_matcher(settings, engine=engine))
-    return SchedulerService(ctx)
+    return SchedulerService(ctx, poll=poll)
