@@ -131,8 +131,9 @@ COMMANDS: tuple[Command, ...] = (
             "take back your RSVP", "取消报名", rsvp.unrsvp),
     Command("profile set", ("资料 设置", "资料 更新"),
             "/profile set KEY: VALUE; KEY: VALUE (keys: bio, skills, offers, needs, location, languages, "
-            "timezone)",
-            "/资料 设置 键：值；键：值（键：简介、技能、能提供、需要、地点、语言、时区）",
+            "timezone; yes/no: suggest, digest, alerts, questions, intros)",
+            "/资料 设置 键：值；键：值（键：简介、技能、能提供、需要、地点、语言、时区；"
+            "是/否：推荐、周报、活动提醒、答疑、引荐）",
             "tell members what you offer and need", "填写你能提供和需要的", profile.set_profile),
     Command("profile show", ("资料 查看",), "/profile show", "/资料", "your profile", "查看我的资料",
             profile.show_profile),
