@@ -33,6 +33,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import observability
+
 log = logging.getLogger(__name__)
 
 
@@ -72,6 +74,7 @@ class _Job:
     payload: Any = field(compare=False)
     future: Future[Any] = field(compare=False)
     attempts: int = field(default=0, compare=False)
+    queued_at: float = field(default=0.0, compare=False)
 
 
 class Outbox:
@@ -83,7 +86,7 @@ class Outbox:
         interval: seconds between two sends to the same target (1.0: Slack's per-channel guideline).
         max_attempts: tries for other failures (backoff 1, 2, 4, ... seconds).
         clock: monotonic seconds (injectable for tests).
-        name: thread name, for logs.
+        name: thread name, for logs, and the ``outbox`` label of its metrics (:mod:`bot.observability`).
         spacing: seconds between any two sends, whatever their targets (0: targets are independent).
         jitter: each gap (``interval`` and ``spacing``) is stretched by a random factor in
             ``[1, 1 + jitter]``, so a burst of replies does not leave at machine-regular times.
@@ -106,6 +109,7 @@ class Outbox:
         on_cap_reached: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
+        self.name = name
         self._interval = max(0.0, interval)
         self._spacing = max(0.0, spacing)
         self._jitter = max(0.0, jitter)
@@ -125,6 +129,7 @@ class Outbox:
         self._busy = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        observability.watch_outbox(self)
 
     def submit(self, target: Hashable, payload: Any) -> Future[Any]:
         """Queue ``payload`` for ``target``; the future resolves with ``send``'s answer or its final error.
@@ -141,8 +146,9 @@ class Outbox:
                 return future
             # order per target: ``next_free`` only grows, so a later job is never due before an earlier
             # one, and equal due times go by submission (``seq``)
-            due = max(self._clock(), self._next_free.get(target, 0.0))
-            heapq.heappush(self._heap, _Job(due, next(self._seq), target, payload, future))
+            now = self._clock()
+            due = max(now, self._next_free.get(target, 0.0))
+            heapq.heappush(self._heap, _Job(due, next(self._seq), target, payload, future, queued_at=now))
             self._cond.notify_all()
         return future
 
@@ -150,6 +156,11 @@ class Outbox:
         """Targets disabled so far, with the platform's reason."""
         with self._cond:
             return dict(self._disabled)
+
+    def queued(self) -> int:
+        """Messages waiting or being sent now (``communitybot_outbox_queued``)."""
+        with self._cond:
+            return len(self._heap) + self._busy
 
     def sent_last_day(self) -> int:
         """How many messages went out in the last 24 hours (counted for ``daily_cap``)."""
@@ -261,6 +272,7 @@ class Outbox:
                 self._next_free[job.target] = now + self._gap(self._interval)
                 self._account_free = now + self._gap(self._spacing)
                 self._sent_times.append(now)
+            observability.OUTBOX_WAIT_SECONDS.labels(outbox=self.name).observe(max(0.0, now - job.queued_at))
             job.future.set_result(answer)
 
     def _gap(self, seconds: float) -> float:

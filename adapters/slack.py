@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from adapters.slack_markup import decode, escape, strip_mention, user_display_na
 from adapters.slack_store import DatabaseInstallationStore
 from bot.commands import button_command
 from bot.commands.answer import ANSWER_ACTION
+from bot.delivery import Delivery, reply_thread
 from bot.messages import Button, HandledMessage, IncomingMessage, Reply
 from bot.settings import Settings
 
@@ -96,6 +97,8 @@ ANSWER_VIEW = "answer"
 """The callback id of the answer form."""
 PASSED_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 """Message subtypes that are still a person talking; every other subtype is dropped."""
+REPLY_EVENT = "communitybot_reply"
+"""The metadata event type of a journalled reply (its ``event_payload`` is ``{"key": ...}``)."""
 
 Handle = Callable[[IncomingMessage], HandledMessage]
 
@@ -111,6 +114,7 @@ class _Post:
     blocks: list[dict[str, Any]] | None
     thread_ts: str | None
     attachment: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,12 @@ class SlackAdapter:
         client_id, client_secret, state_store: the OAuth app credentials and state store.
         api_url: Web API base URL (``https://slack.com/api/``; tests point it at a loopback fake).
         interval: seconds between two posts to one channel.
+        delivery: durable delivery (:mod:`bot.delivery`, serving this adapter's platform): when given, a
+            message event is acknowledged only after the core claimed it (bolt's
+            ``process_before_response``; a process that dies before the claim never acknowledged the
+            event, so Slack delivers it again) and handled on the delivery's workers afterwards; replies
+            are posted tagged with their journal key in the message metadata and recorded sent, and
+            :meth:`redeliver` finds a dead process's replies that did reach Slack.
 
     Raises:
         ValueError: no signing secret, or neither a bot token nor an installation store, or Slack refuses
@@ -159,6 +169,7 @@ class SlackAdapter:
         state_store: OAuthStateStore | None = None,
         api_url: str = "https://slack.com/api/",
         interval: float = 1.0,
+        delivery: Delivery | None = None,
     ) -> None:
         if not signing_secret:
             raise ValueError(
@@ -172,6 +183,7 @@ class SlackAdapter:
                 "and COMMUNITYBOT_SLACK_CLIENT_SECRET to install in several workspaces"
             )
         self._handle = handle
+        self._delivery = delivery
         self._api_url = api_url
         self._store = installation_store
         self._lock = threading.Lock()
@@ -199,10 +211,11 @@ class SlackAdapter:
                 community or "default", client, str(identity["user_id"]), str(identity.get("bot_id") or "")
             )
         self.outbox = Outbox(self._send, interval=interval, name="slack-outbox")
-        # listeners run on bolt's threads after the acknowledgement; we filter our own events ourselves
+        # listeners run on bolt's threads after the acknowledgement (with durable delivery: message events
+        # are acknowledged once the core has claimed and handled them); we filter our own events ourselves
         common: dict[str, Any] = {
             "signing_secret": signing_secret,
-            "process_before_response": False,
+            "process_before_response": delivery is not None,
             "ignoring_self_events_enabled": False,
             "raise_error_for_unhandled_request": False,
         }
@@ -284,12 +297,25 @@ class SlackAdapter:
         name = self.display_name(team_id, message.sender)
         if name:
             message = replace(message, sender_name=name)
+        if self._delivery is not None and self._delivery.durable(message):
+            # claimed before bolt acknowledges the event; handled on the delivery's workers after
+            early = self._delivery.accept(message)
+            if early is None:
+                self._delivery.submit(message, self)
+            elif early.replies:
+                self.respond(message, early.replies)
+            return
         result = self._handle(message)
         if result.duplicate:
             return
-        # the thread's root; a channel-root question gets a thread of its own; DMs stay flat (case S4)
-        thread_ts = message.thread or (None if message.is_direct else str(event["ts"]))
-        for reply in result.replies:
+        self.respond(message, result.replies)
+
+    def respond(self, message: IncomingMessage, replies: Sequence[Reply]) -> None:
+        """Queue ``replies`` to ``message`` (a message of :meth:`incoming`): in the thread of its root; a
+        channel-root question gets a thread of its own; DMs stay flat (case S4)."""
+        team_id = (message.platform_key or "").split(":")[1] if message.platform_key else self.team_id
+        thread_ts = reply_thread(message) or None
+        for reply in replies:
             self.post(team_id=team_id, channel=message.conversation, reply=reply, thread_ts=thread_ts)
 
     def incoming(self, event: dict[str, Any], *, team_id: str) -> IncomingMessage | None:
@@ -491,8 +517,39 @@ class SlackAdapter:
         """Queue ``reply`` for ``channel`` (in ``thread_ts`` when given) through the paced outbox."""
         self.outbox.submit(
             (team_id, channel),
-            _Post(team_id, channel, escape(reply.text), render_blocks(reply), thread_ts, reply.attachment),
+            _Post(team_id, channel, escape(reply.text), render_blocks(reply), thread_ts, reply.attachment,
+                  reply.key),
         )
+
+    def redeliver(self, *, community: str, conversation: str, thread: str, reply: Reply,
+                  timeout: float = 60.0) -> bool:
+        """Post a dead process's journalled ``reply`` (:class:`bot.delivery.Responder`) unless Slack has a
+        message tagged with its key already (``conversations.replies`` of the thread, or the last 100
+        messages of ``conversations.history`` for a reply outside threads, with their metadata); returns
+        ``True`` when it posted, ``False`` when the reply was there (the process died after Slack took it).
+
+        Raises:
+            LookupError: no installed workspace serves ``community``.
+            TargetGone / SlackApiError / TimeoutError: Slack refused or did not answer in ``timeout``.
+        """
+        team_id = self._team_of(community)
+        team = self.team(team_id) if team_id is not None else None
+        if team_id is None or team is None:
+            raise LookupError(f"no Slack workspace serves the community {community!r}")
+        if thread:
+            found = team.client.conversations_replies(channel=conversation, ts=thread, limit=200,
+                                                      include_all_metadata=True)
+        else:
+            found = team.client.conversations_history(channel=conversation, limit=100,
+                                                      include_all_metadata=True)
+        for posted in found.get("messages") or []:
+            payload = (posted.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == reply.key:
+                return False
+        post = _Post(team_id, conversation, escape(reply.text), render_blocks(reply), thread or None,
+                     reply.attachment, reply.key)
+        self.outbox.submit((team_id, conversation), post).result(timeout=timeout)
+        return True
 
     def send(self, *, community: str, conversation: str, reply: Reply, timeout: float = 120.0) -> None:
         """Post a notification (scheduled work, :class:`jobs.context.Sender`): ``reply`` to ``conversation``
@@ -519,24 +576,41 @@ class SlackAdapter:
     def _send(self, target: Hashable, post: _Post) -> Any:
         team = self.team(post.team_id)
         if team is None:
+            self._record(post, "app_uninstalled")
             raise TargetGone("app_uninstalled")
         try:
             if post.attachment and Path(post.attachment).is_file():
-                return self._upload(team.client, post)
+                answer = self._upload(team.client, post)
+                self._record(post, None)
+                return answer
             kwargs: dict[str, Any] = {"channel": post.channel, "text": post.text}
             if post.blocks:
                 kwargs["blocks"] = post.blocks
             if post.thread_ts:
                 kwargs["thread_ts"] = post.thread_ts
-            return team.client.chat_postMessage(**kwargs)
+            if post.key:  # found again by redeliver() if this process dies before recording it sent
+                kwargs["metadata"] = {"event_type": REPLY_EVENT, "event_payload": {"key": post.key}}
+            answer = team.client.chat_postMessage(**kwargs)
+            self._record(post, None)
+            return answer
         except SlackApiError as exc:
             status = getattr(exc.response, "status_code", None)
             if status == 429:
                 raise RateLimited(float(exc.response.headers.get("Retry-After", 1))) from exc
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             if error in GONE_ERRORS:
+                self._record(post, error)
                 raise TargetGone(error) from exc
             raise
+
+    def _record(self, post: _Post, error: str | None) -> None:
+        """Record a journalled reply sent (``error`` ``None``) or refused for good."""
+        if not post.key or self._delivery is None:
+            return
+        if error is None:
+            self._delivery.mark_sent(post.key)
+        else:
+            self._delivery.mark_failed(post.key, error)
 
     @staticmethod
     def _upload(client: WebClient, post: _Post) -> Any:
@@ -632,8 +706,9 @@ def serve_http(adapter: SlackAdapter, *, host: str = "0.0.0.0", port: int = 3000
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") == "/healthz":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok"]
+            from bot import observability
+
+            return observability.healthz(environ, start_response)
         if environ.get("PATH_INFO") == "/metrics":
             from bot import observability
 
@@ -659,7 +734,8 @@ def _ts_time(ts: str) -> datetime:
         return datetime.now(UTC)
 
 
-def from_settings(settings: Settings, handle: Handle, *, engine: Engine) -> SlackAdapter:
+def from_settings(settings: Settings, handle: Handle, *, engine: Engine,
+                  delivery: Delivery | None = None) -> SlackAdapter:
     """The adapter a deployment's ``COMMUNITYBOT_SLACK_*`` settings describe: one workspace with a bot token,
     or several through OAuth (client id and secret; installations in the database).
 
@@ -675,6 +751,7 @@ def from_settings(settings: Settings, handle: Handle, *, engine: Engine) -> Slac
             bot_token=token,
             community=settings.slack_community or settings.default_community,
             api_url=settings.slack_api_url,
+            delivery=delivery,
         )
     client_secret = settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else ""
     if not settings.slack_client_id or not client_secret:
@@ -693,4 +770,5 @@ def from_settings(settings: Settings, handle: Handle, *, engine: Engine) -> Slac
         client_secret=client_secret,
         state_store=DatabaseOAuthStateStore(engine=engine),
         api_url=settings.slack_api_url,
+        delivery=delivery,
     )

@@ -8,6 +8,7 @@ directory, trains) it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -89,6 +90,23 @@ class App:
     def classifier(self) -> IntentClassifier:
         """The intent classifier (loaded, or trained from seeds, on first use)."""
         return self.router.classifier
+
+    def warm_up(self) -> None:
+        """Load the intent model and the matcher and bring every community's index up to date, so the
+        first messages after a start are answered as fast as the rest (``communitybot run`` calls this
+        before it serves: a platform's deadline, Slack's 3 s, never waits for a model to load)."""
+        from sqlmodel import Session, select
+
+        from bot.models import Community
+
+        start = time.perf_counter()
+        self.classifier.predict(["hello"])
+        with Session(self.engine) as session:
+            ids = [i for i in session.exec(select(Community.id)).all() if i is not None]
+        for community_id in ids:
+            self.matcher.sync(community_id=community_id)
+        log.info("models loaded and %d community indexes in step in %.1f s", len(ids),
+                 time.perf_counter() - start)
 
 
 def build_app(

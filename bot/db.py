@@ -2,18 +2,23 @@
 
 SQLite (the default, a file under the data directory) runs in WAL mode with a busy timeout so the bot,
 a CLI import and a scheduler can share it. PostgreSQL works the same through ``DATABASE_URL``.
+
+Every process upgrades the schema when it starts (:func:`upgrade_database`); several processes starting at
+once on an empty database take turns through a migration lock (:func:`migration_lock`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from filelock import FileLock
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -23,6 +28,12 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: The PostgreSQL advisory lock held while a process migrates: ``zlib.crc32(b"communitybot:migrations")``
+#: (= 982537004), a fixed number so that every process of every version agrees on it, and distinct from
+#: the scheduler's leader lock (:data:`jobs.leader.ADVISORY_KEY`, ``crc32(b"communitybot:scheduler")``).
+#: Advisory locks are per database, not per schema: deployments sharing one database take turns.
+MIGRATION_LOCK_KEY = zlib.crc32(b"communitybot:migrations")
 
 
 def create_db_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
@@ -62,10 +73,55 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Apply Alembic migrations up to ``revision`` (idempotent; called on every start)."""
+    """Apply Alembic migrations up to ``revision`` (idempotent; called on every start).
+
+    Safe when several processes start at once on the same (even empty) database: the upgrade runs under
+    :func:`migration_lock`, so the first process migrates and the others wait, then find the schema at
+    ``revision`` and do nothing. Without the lock two processes would both find no ``alembic_version``
+    and both create the tables, and the slower one would fail ("relation/table already exists").
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    with migration_lock(engine):
+        command.upgrade(alembic_config(engine), revision)
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's migration lock for the duration of the block (blocking until it is free).
+
+    PostgreSQL: a session-level ``pg_advisory_lock(MIGRATION_LOCK_KEY)`` (:data:`MIGRATION_LOCK_KEY`) on a
+    dedicated connection in autocommit, so the lock is neither tied to nor held open by a transaction, and
+    the migrations themselves run on their own connection. It is released with ``pg_advisory_unlock``;
+    if the process dies, PostgreSQL ends its session and frees the lock at once.
+
+    SQLite: an exclusive ``filelock.FileLock`` on ``<database file>.migrate.lock`` next to the database
+    (the operating system releases it if the process dies). An in-memory database belongs to one process
+    and takes no lock. Other databases take no lock.
+    """
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            if not got.scalar():
+                log.info("another process is migrating the database; waiting for it to finish")
+                conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                except sa.exc.DBAPIError as exc:  # the session is gone, and its lock with it
+                    log.warning("unlocking the migration lock failed (%s); the closed session frees it", exc)
+        return
+    database = engine.url.database or ""
+    if dialect != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        yield
+        return
+    path = Path(database + ".migrate.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path)):
+        yield
 
 
 @contextmanager

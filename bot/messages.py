@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 MatchKind = Literal["member", "resource", "event"]
 
@@ -41,6 +41,23 @@ class IncomingMessage:
     mentions_bot: bool = False
     platform_key: str | None = None
     intent: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The message as JSON-ready values (``received_at`` in ISO 8601), for :meth:`from_payload`."""
+        data = asdict(self)
+        data["received_at"] = self.received_at.isoformat()
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> IncomingMessage:
+        """The message :meth:`to_payload` wrote (unknown keys are ignored).
+
+        Raises:
+            KeyError / ValueError: ``data`` lacks a field or holds a bad date.
+        """
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["received_at"] = datetime.fromisoformat(str(data["received_at"]))
+        return cls(**known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +125,8 @@ class Reply:
         private: show only to the asker (Slack ephemeral, WeChat DM).
         attachment: the path of a picture to show with the text where the platform allows pictures (Slack
             uploads it; WeChat and the console show the text only); ``""`` for none.
+        key: the reply's key in the reply journal (:mod:`bot.delivery`), ``""`` when it is not journalled:
+            the adapter tags the post with it and records it sent.
     """
 
     text: str
@@ -116,6 +135,7 @@ class Reply:
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     private: bool = False
     attachment: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)

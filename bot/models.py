@@ -285,6 +285,8 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
     error: str = ""
     attachment: str = ""
+    thread: str = Field(default="", max_length=64)
+    owner: str | None = Field(default=None, max_length=40)
 
 
 class Introduction(SQLModel, table=True):
@@ -335,7 +337,14 @@ class QuestionRoute(SQLModel, table=True):
 
 
 class MessageLog(SQLModel, table=True):
-    """One incoming message as handled. ``platform_key`` de-duplicates deliveries (unique)."""
+    """One incoming message as handled. ``platform_key`` de-duplicates deliveries (unique).
+
+    A message of a platform with durable delivery (:mod:`bot.delivery`) is claimed by a process
+    (``owner``, a :class:`BotProcess` id) with its ``payload`` (the :class:`bot.messages.IncomingMessage`
+    as JSON) before it is handled; ``handled_at`` is set, and ``owner``/``payload`` cleared, in the
+    transaction that handles it. A claimed row whose owner stopped beating is handled again by a live
+    process.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     community_id: int = Field(foreign_key="community.id", index=True)
@@ -350,6 +359,22 @@ class MessageLog(SQLModel, table=True):
     answered: bool = False
     needs_review: bool = False
     created_at: datetime = _ts(default_factory=utcnow, index=True)
+    owner: str | None = Field(default=None, max_length=40, index=True)
+    payload: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    handled_at: datetime | None = _ts(default=None)
+
+
+class BotProcess(SQLModel, table=True):
+    """A running bot process, for durable delivery (:mod:`bot.delivery`): it beats every few seconds; one
+    that stopped beating is dead, and its claimed messages and unsent replies are taken over."""
+
+    __tablename__ = "bot_process"
+
+    id: str = Field(primary_key=True, max_length=40)
+    host: str = Field(default="", max_length=200)
+    pid: int = 0
+    started_at: datetime = _ts(default_factory=utcnow)
+    heartbeat_at: datetime = _ts(default_factory=utcnow, index=True)
 
 
 class LabelledUtterance(SQLModel, table=True):

@@ -17,25 +17,32 @@ member; while a member's welcome conversation waits for an answer, their direct 
 its answers instead of going to the classifier.
 A failure while handling one message is logged with its traceback and answered with an apology; it never
 propagates to the adapter.
+Durable delivery (:mod:`bot.delivery`, on platforms whose adapter supports it): the de-duplication row is
+the process's claim on the message (with the message itself), and the handling transaction journals the
+replies and marks the message handled, so a live process can finish the work of one that died.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import feedback, observability, onboarding
 from bot.commands import is_command, run_command
 from bot.commands.context import CommandContext
 from bot.community import CommunitySettings, community_settings, get_or_create_community
 from bot.db import session_scope
+from bot.delivery import Delivery
 from bot.errors import CommunityBotError
 from bot.i18n import tr
 from bot.intents import (
@@ -60,6 +67,13 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 MAX_UTTERANCE_CHARS = 2000
 
 
+def _without_nul(message: IncomingMessage) -> IncomingMessage:
+    """``message`` without NUL characters (PostgreSQL text columns cannot hold them; SQLite's can)."""
+    if "\x00" not in message.text:
+        return message
+    return replace(message, text=message.text.replace("\x00", ""))
+
+
 def clip_utterance(text: str, limit: int = MAX_UTTERANCE_CHARS) -> str:
     """``text`` cut to at most ``limit`` characters at a word boundary when there is one (no half words
     reach the classifier or the matcher)."""
@@ -82,6 +96,9 @@ class Router:
         retrainer: a zero-argument factory of the retrainer ``/bot retrain`` starts, called on first use;
             ``None`` where this process cannot start training (the command says so).
         clock: returns the current aware UTC time (tests inject a fixed one).
+
+    Attributes:
+        delivery: durable delivery (:class:`bot.delivery.Delivery`) when this process runs it, else ``None``.
     """
 
     def __init__(
@@ -103,6 +120,12 @@ class Router:
         self._matcher: Matcher | None = None
         self._retrainer: Retrainer | None = None
         self.clock = clock
+        self.delivery: Delivery | None = None
+        # community name -> id (communities are created, never renamed or deleted): saves a lookup a message
+        self._community_ids: dict[str, int] = {}
+        # at most this many messages in handling at once: more would only share the cores, and each can
+        # hold two pooled connections (the transaction, plus the model's and the index's version checks)
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent_messages)
         observability.install_request_id_logging()
         observability.watch_notifications(engine)
 
@@ -134,25 +157,60 @@ class Router:
         (:mod:`bot.observability`)."""
         with observability.request_scope():
             start = time.perf_counter()
-            handled = self._handle_once(message)
-            intent = ("failed" if handled.failed else "duplicate" if handled.duplicate
-                      else handled.intent or "none")
-            observability.count_message(message.platform, intent, time.perf_counter() - start)
-            if handled.failed:
-                observability.count_fallback("apology")
+            message = _without_nul(message)
+            early = self._accept(message)
+            handled = early if early is not None else self._handle_claimed(message)
+            self._count(message, handled, start)
             return handled
 
-    def _handle_once(self, message: IncomingMessage) -> HandledMessage:
+    def accept(self, message: IncomingMessage) -> HandledMessage | None:
+        """The first half of :meth:`handle`, fast enough to run before a platform gets its acknowledgement:
+        the per-member rate limit and the claim. ``None`` when the message is now this process's to handle
+        (with :meth:`handle_claimed`); else what to answer at once (the rate limit's reply, or nothing for
+        a duplicate delivery). Never raises for a failure of this message."""
+        with observability.request_scope():
+            start = time.perf_counter()
+            early = self._accept(_without_nul(message))
+            if early is not None:
+                self._count(message, early, start)
+            return early
+
+    def handle_claimed(self, message: IncomingMessage) -> HandledMessage:
+        """The second half of :meth:`handle`, for a message whose claim this process holds (after
+        :meth:`accept`, or taken over by :mod:`bot.delivery` from a process that died); never raises."""
+        with observability.request_scope():
+            start = time.perf_counter()
+            handled = self._handle_claimed(_without_nul(message))
+            self._count(message, handled, start)
+            return handled
+
+    @staticmethod
+    def _count(message: IncomingMessage, handled: HandledMessage, start: float) -> None:
+        intent = ("failed" if handled.failed else "duplicate" if handled.duplicate
+                  else handled.intent or "none")
+        observability.count_message(message.platform, intent, time.perf_counter() - start)
+        if handled.failed:
+            observability.count_fallback("apology")
+
+    def _accept(self, message: IncomingMessage) -> HandledMessage | None:
         # per-member rate limit (bot/ratelimit.py): a message over it is neither handled nor logged
         if (limited := over_limit(self, message)) is not None:
             return limited
         if message.platform_key and not self._claim(message):
             log.info("duplicate delivery ignored: %s", message.platform_key)
             return HandledMessage(replies=(), duplicate=True)
+        return None
+
+    def _handle_claimed(self, message: IncomingMessage) -> HandledMessage:
+        with self._slots:
+            return self._handle_safely(message)
+
+    def _handle_safely(self, message: IncomingMessage) -> HandledMessage:
         try:
             return self._handle(message)
         except Exception:
             log.exception("failed to handle message %s from %s", message.platform_key, message.sender)
+            self._mark_handled(message)
             lang = choose_language(message.text)
             text = tr(
                 lang,
@@ -162,25 +220,65 @@ class Router:
             return HandledMessage(replies=(Reply(text=text, language=lang),), language=lang, failed=True)
 
     def _claim(self, message: IncomingMessage) -> bool:
-        """Insert the message-log row for ``platform_key``; ``False`` if another delivery already did."""
+        """Insert the message-log row for ``platform_key``; ``False`` if another delivery already did. With
+        durable delivery the row is this process's claim and carries the message."""
+        durable = self.delivery is not None and self.delivery.durable(message)
         try:
             with session_scope(self.engine) as session:
-                community = get_or_create_community(session, message.community, settings=self.settings)
-                assert community.id is not None
+                community_id = self._community_ids.get(message.community)
+                if community_id is None:
+                    community = get_or_create_community(session, message.community, settings=self.settings)
+                    assert community.id is not None
+                    community_id = community.id
                 session.add(
                     MessageLog(
-                        community_id=community.id,
+                        community_id=community_id,
                         platform=message.platform,
                         platform_key=message.platform_key,
                         conversation=message.conversation,
                         sender=message.sender,
                         text=message.text[:MAX_UTTERANCE_CHARS],
                         created_at=message.received_at,
+                        owner=self.delivery.process_id if durable and self.delivery else None,
+                        payload=message.to_payload() if durable else None,
                     )
                 )
+            self._community_ids[message.community] = community_id
             return True
         except IntegrityError:
+            if self._community_ids.pop(message.community, None) is not None:
+                return self._claim(message)  # the remembered community is gone: look it up again, once
             return False
+
+    def _mark_handled(self, message: IncomingMessage, session: Session | None = None) -> bool:
+        """Set the message's log row handled (no process takes it over); in ``session`` when given, else in
+        a transaction of its own, where a failure is only logged (the apology goes out anyway).
+
+        Returns ``False`` when the message is durable and its claim is no longer this process's (another
+        process took it over, believing this one dead): the caller must not answer. The conditional update
+        is the fence: on PostgreSQL a concurrent takeover waits for this transaction and then finds the
+        row handled, or this update finds the row owned by the other process."""
+        if not message.platform_key:
+            return True
+        durable = self.delivery is not None and self.delivery.durable(message)
+
+        def mark(into: Session) -> bool:
+            update = (sa.update(MessageLog).where(col(MessageLog.platform_key) == message.platform_key)
+                      .values(handled_at=self.clock(), owner=None, payload=None))
+            if durable and self.delivery is not None:
+                update = update.where(col(MessageLog.owner) == self.delivery.process_id,
+                                      col(MessageLog.handled_at).is_(None))
+            done = into.connection().execute(update)
+            return not durable or done.rowcount > 0
+
+        if session is not None:
+            return mark(session)
+        try:
+            with session_scope(self.engine) as own:
+                return mark(own)
+        except Exception:  # noqa: BLE001
+            log.exception("could not mark %s handled", message.platform_key)
+            return True
 
     def _is_admin(self, message: IncomingMessage, settings: CommunitySettings) -> bool:
         if message.platform == "console" and message.sender == CONSOLE_USER:
@@ -204,7 +302,6 @@ class Router:
             self._sync_matcher(message.community)
         with session_scope(self.engine) as session:
             community = get_or_create_community(session, message.community, settings=self.settings)
-            settings = community_settings(community, settings=self.settings)
             member = member_for_sender(
                 session,
                 community=community,
@@ -212,104 +309,121 @@ class Router:
                 user_id=message.sender,
                 display_name=message.sender_name,
             )
-            language = choose_language(text, _first_language(member), settings.language)
-            if message.intent == onboarding.JOINED:
-                return self._welcome(session, message, community, member, language, now)
-            if is_command(text):
-                ctx = CommandContext(
-                    session=session,
-                    community=community,
-                    settings=settings,
-                    member=member,
-                    message=message,
-                    language=language,
-                    is_admin=self._is_admin(message, settings),
-                    now=now,
-                    matcher=_LazyMatcher(self),
-                    retrainer=_LazyRetrainer(self) if self._retrainer_factory is not None else None,
-                )
-                replies = run_command(ctx, text)
-                self._log(
-                    session,
-                    message,
-                    community.id,
-                    language,
-                    intent="command",
-                    confidence=None,
-                    answered=bool(replies),
-                    review=False,
-                    forgotten=session.get(Member, member.id) is None,  # /privacy forget confirm
-                )
-                return HandledMessage(replies=tuple(replies), intent="command", language=language)
-            if message.is_direct and not message.intent:
-                answered = onboarding.take_answer(session, member=member, text=text, language=language,
-                                                  now=now)
-                if answered is not None:
-                    self._log(session, message, community.id, language, intent="onboarding", confidence=None,
-                              answered=True, review=False)
-                    return HandledMessage(replies=tuple(answered), intent="onboarding", language=language)
-            if not message.intent and feedback.is_negative_reaction(text) and self._flag_reacted_to(
-                    session, message, community.id, text):
-                return self._feedback_noted(session, message, community.id, language)
-            if not self._addressed(message, settings):
-                return HandledMessage(replies=(), language=language)
-            if not _HAS_LETTER.search(text):
-                reply = Reply(
-                    text=tr(
-                        language,
-                        "👋 Ask me about members, resources or events.",
-                        "👋 可以问我成员、资源或活动的问题。",
-                    ),
-                    language=language,
-                )
-                return HandledMessage(replies=(reply,), language=language)
-            utterance = clip_utterance(text)
-            if message.intent:  # stated by the platform (a button press): nothing to guess
-                prediction = IntentPrediction(intent=message.intent, confidence=1.0,
-                                              ranking=((message.intent, 1.0),))
-            else:
-                prediction = self.classifier.predict([utterance])[0]
-            ictx = IntentContext(
+            handled = self._answer(session, message, now, text, community, member)
+            if not self._mark_handled(message, session):
+                session.rollback()
+                log.warning("%s was taken over by another process while this one handled it (this process "
+                            "looked stopped); its answer stands, this one is dropped", message.platform_key)
+                return HandledMessage(replies=(), duplicate=True)
+            if self.delivery is not None and self.delivery.durable(message) and handled.replies:
+                assert community.id is not None
+                kept = member.id is not None and session.get(Member, member.id) is not None  # not forgotten
+                handled = self.delivery.journal(session, message, handled, community_id=community.id,
+                                                member_id=member.id if kept else None)
+            return handled
+
+    def _answer(self, session: Session, message: IncomingMessage, now: datetime, text: str,
+                community: Community, member: Member) -> HandledMessage:
+        """What the bot does with ``message`` from ``member`` (steps 2-4 of the module docstring)."""
+        settings = community_settings(community, settings=self.settings)
+        language = choose_language(text, _first_language(member), settings.language)
+        if message.intent == onboarding.JOINED:
+            return self._welcome(session, message, community, member, language, now)
+        if is_command(text):
+            ctx = CommandContext(
                 session=session,
                 community=community,
                 settings=settings,
                 member=member,
                 message=message,
-                text=utterance,
                 language=language,
+                is_admin=self._is_admin(message, settings),
                 now=now,
-                matcher=self.matcher,
+                matcher=_LazyMatcher(self),
+                retrainer=_LazyRetrainer(self) if self._retrainer_factory is not None else None,
             )
-            if prediction.confidence < settings.intent_confidence_floor:
-                result = self._unsure(ictx, [label for label, _ in prediction.ranking[:2]])
-                observability.count_fallback("unsure")
-            else:
-                handler = INTENT_HANDLERS.get(prediction.intent, handle_unknown_intent)
-                try:
-                    result = handler(ictx)
-                except CommunityBotError as exc:
-                    result = IntentResult([Reply(text=exc.user_message, language=language)])
-                if message.intent == feedback.FEEDBACK:  # a "not helpful" button: about the last answer
-                    self._flag_reacted_to(session, message, community.id, text)
-                if result.unanswered:
-                    observability.count_fallback("no_match")
+            replies = run_command(ctx, text)
             self._log(
                 session,
                 message,
                 community.id,
                 language,
-                intent=prediction.intent,
-                confidence=prediction.confidence,
-                answered=not result.unanswered,
-                review=result.unanswered or prediction.confidence < settings.intent_confidence_floor,
+                intent="command",
+                confidence=None,
+                answered=bool(replies),
+                review=False,
+                forgotten=session.get(Member, member.id) is None,  # /privacy forget confirm
             )
-            return HandledMessage(
-                replies=tuple(result.replies),
-                intent=prediction.intent,
-                confidence=prediction.confidence,
+            return HandledMessage(replies=tuple(replies), intent="command", language=language)
+        if message.is_direct and not message.intent:
+            answered = onboarding.take_answer(session, member=member, text=text, language=language,
+                                              now=now)
+            if answered is not None:
+                self._log(session, message, community.id, language, intent="onboarding", confidence=None,
+                          answered=True, review=False)
+                return HandledMessage(replies=tuple(answered), intent="onboarding", language=language)
+        if not message.intent and feedback.is_negative_reaction(text) and self._flag_reacted_to(
+                session, message, community.id, text):
+            return self._feedback_noted(session, message, community.id, language)
+        if not self._addressed(message, settings):
+            return HandledMessage(replies=(), language=language)
+        if not _HAS_LETTER.search(text):
+            reply = Reply(
+                text=tr(
+                    language,
+                    "👋 Ask me about members, resources or events.",
+                    "👋 可以问我成员、资源或活动的问题。",
+                ),
                 language=language,
-                matches=tuple(result.matches),
             )
+            return HandledMessage(replies=(reply,), language=language)
+        utterance = clip_utterance(text)
+        if message.intent:  # stated by the platform (a button press): nothing to guess
+            prediction = IntentPrediction(intent=message.intent, confidence=1.0,
+                                          ranking=((message.intent, 1.0),))
+        else:
+            prediction = self.classifier.predict([utterance])[0]
+        ictx = IntentContext(
+            session=session,
+            community=community,
+            settings=settings,
+            member=member,
+            message=message,
+            text=utterance,
+            language=language,
+            now=now,
+            matcher=self.matcher,
+        )
+        if prediction.confidence < settings.intent_confidence_floor:
+            result = self._unsure(ictx, [label for label, _ in prediction.ranking[:2]])
+            observability.count_fallback("unsure")
+        else:
+            handler = INTENT_HANDLERS.get(prediction.intent, handle_unknown_intent)
+            try:
+                result = handler(ictx)
+            except CommunityBotError as exc:
+                result = IntentResult([Reply(text=exc.user_message, language=language)])
+            if message.intent == feedback.FEEDBACK:  # a "not helpful" button: about the last answer
+                self._flag_reacted_to(session, message, community.id, text)
+            if result.unanswered:
+                observability.count_fallback("no_match")
+        self._log(
+            session,
+            message,
+            community.id,
+            language,
+            intent=prediction.intent,
+            confidence=prediction.confidence,
+            answered=not result.unanswered,
+            review=result.unanswered or prediction.confidence < settings.intent_confidence_floor,
+        )
+        return HandledMessage(
+            replies=tuple(result.replies),
+            intent=prediction.intent,
+            confidence=prediction.confidence,
+            language=language,
+            matches=tuple(result.matches),
+        )
 
     def _welcome(self, session: Session, message: IncomingMessage, community: Community, member: Member,
                  language: str, now: datetime) -> HandledMessage:
@@ -347,10 +461,13 @@ class Router:
         """Sync the matcher's indexes of an existing community before the message's write transaction;
         a failure is logged (the search inside the transaction catches up anyway)."""
         try:
-            with Session(self.engine) as session:
-                community_id = session.exec(
-                    select(Community.id).where(Community.name == community_name)).first()
+            community_id = self._community_ids.get(community_name)
+            if community_id is None:
+                with Session(self.engine) as session:
+                    community_id = session.exec(
+                        select(Community.id).where(Community.name == community_name)).first()
             if community_id is not None:
+                self._community_ids[community_name] = community_id
                 self.matcher.sync(community_id=community_id)
         except Exception:  # noqa: BLE001 - the message is still handled
             log.exception("could not bring the matcher up to date before handling a message")

@@ -84,10 +84,30 @@ class Settings(BaseSettings):
         "a message is not handled (one polite reply, then silence). Each process limits on its own; 0 "
         "disables the limit.",
     )
+    max_concurrent_messages: int = Field(
+        default=4, ge=1, le=64,
+        description="Messages one process handles at once (more wait their turn): handling is CPU-bound "
+        "(the models) and a message can hold two database connections, so this stays well under the "
+        "connection pool (5 + 10 overflow).",
+    )
     rate_limit_burst: int = Field(
         default=10, ge=0,
         description="Messages a member may send at once before the per-minute rate applies; 0 disables "
         "the limit.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines of `communitybot run` and `jobs serve`: text, or json (one JSON object a "
+        "line: time, level, logger, message, request_id, exception when any).",
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535,
+        description="Port of a small HTTP server answering /healthz and /metrics in `communitybot run` and "
+        "`jobs serve` (unset: none; Slack over HTTP answers both on slack_port anyway).",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - Prometheus scrapes from another machine; 127.0.0.1 keeps it local
+        description="Address the metrics_port server listens on.",
     )
     slack_signing_secret: SecretStr | None = Field(
         default=None,

@@ -355,13 +355,15 @@ class IndexStore:
     def sync(self, *, community_id: int, kinds: Sequence[MatchKind] = KINDS) -> None:
         """Bring the indexes of ``kinds`` in ``community_id`` in step with the database.
 
-        Costs one primary-key lookup per kind when nothing changed (the trigger-kept change counter), the
-        aggregate fingerprint query when it did. Loads the disk copy on first use.
+        Costs one query for the trigger-kept change counters of all ``kinds`` when nothing changed, the
+        aggregate fingerprint query of a kind when it did. Loads the disk copy on first use.
         """
-        for kind in dict.fromkeys(kinds):
+        kinds = list(dict.fromkeys(kinds))
+        versions = self._db_versions(community_id, kinds)  # read first: a write after it shows next time
+        for kind in kinds:
             slot = self._slot(community_id, kind)
             with slot.lock:
-                self._sync_locked(slot, community_id, kind)
+                self._sync_locked(slot, community_id, kind, versions[kind])
 
     def rebuild(self, *, community_id: int, kinds: Sequence[MatchKind] = KINDS) -> dict[MatchKind, int]:
         """Rebuild the indexes of ``kinds`` from the database, ignoring what is on disk.
@@ -453,8 +455,7 @@ class IndexStore:
                 slot = self._slots[key] = _Slot()
             return slot
 
-    def _sync_locked(self, slot: _Slot, community_id: int, kind: MatchKind) -> None:
-        version = self._db_version(community_id, kind)  # read first: a write after it shows next time
+    def _sync_locked(self, slot: _Slot, community_id: int, kind: MatchKind, version: int) -> None:
         if not slot.loaded:
             slot.loaded = True
             self._load_locked(slot, community_id, kind)
@@ -472,11 +473,15 @@ class IndexStore:
 
     def _db_version(self, community_id: int, kind: MatchKind) -> int:
         """The trigger-kept change counter of ``(community_id, kind)``: 0 before any write."""
-        stmt = sa.select(col(MatchVersion.version)).where(
-            col(MatchVersion.community_id) == community_id, col(MatchVersion.kind) == kind)
+        return self._db_versions(community_id, [kind])[kind]
+
+    def _db_versions(self, community_id: int, kinds: Sequence[MatchKind]) -> dict[MatchKind, int]:
+        """The change counters of ``kinds`` in ``community_id`` (0 before any write), in one query."""
+        stmt = sa.select(col(MatchVersion.kind), col(MatchVersion.version)).where(
+            col(MatchVersion.community_id) == community_id, col(MatchVersion.kind).in_(list(kinds)))
         with self._engine.connect() as conn:
-            found = conn.execute(stmt).scalar()
-        return int(found or 0)
+            found = {str(kind): int(version) for kind, version in conn.execute(stmt).all()}
+        return {kind: found.get(kind, 0) for kind in kinds}
 
     def _fingerprint(self, community_id: int, kind: MatchKind) -> Fingerprint:
         table: Any = TABLES[kind]

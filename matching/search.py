@@ -18,6 +18,8 @@ weight and the threshold are per embedding model (:class:`nlp.base_model.BaseMod
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +45,8 @@ DEFAULT_THRESHOLD = 0.35
 #: Default weight of the BM25 coverage in the fused score.
 DEFAULT_LEXICAL_WEIGHT = 0.1
 _EXPLAIN_CHARS = 300
+#: Field embeddings kept for explanations (384 floats each: 4,096 fields take 6 MB).
+_EXPLAIN_CACHE_SIZE = 4096
 
 
 def fused_score(*, cosine: float, coverage: float, lexical_weight: float) -> float:
@@ -101,6 +105,10 @@ class IndexedMatcher:
         self._overfetch = max(1, overfetch)
         self._clock = clock
         self._explain_with_embeddings = explain_with_embeddings
+        # field text -> its passage embedding, for explanations (profiles change rarely; re-embedding the
+        # candidates' fields on every search cost ~200 ms a search on 2 cores, measured by bench/load.py)
+        self._field_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._field_lock = threading.Lock()
 
     @property
     def embedder(self) -> TextEmbedder:
@@ -263,6 +271,24 @@ class IndexedMatcher:
             ).all()
             return {r.id: to_document(r) for r in rows if is_indexable(r) and keep.accepts(r)}
 
+    def _fields_embedded(self, texts: list[str]) -> np.ndarray:
+        """Passage embeddings of ``texts`` (n, dim), from an LRU cache of :data:`_EXPLAIN_CACHE_SIZE` texts
+        (the embedder is deterministic, so a cached vector equals a fresh one)."""
+        with self._field_lock:
+            known = {t: self._field_vectors[t] for t in texts if t in self._field_vectors}
+            for t in known:
+                self._field_vectors.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            fresh = self._embedder.embed_passages(missing)
+            known.update(zip(missing, fresh, strict=True))
+            with self._field_lock:
+                for t, v in zip(missing, fresh, strict=True):
+                    self._field_vectors[t] = v
+                while len(self._field_vectors) > _EXPLAIN_CACHE_SIZE:
+                    self._field_vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts])
+
     def _explain(
         self, texts: Sequence[str], qvecs: np.ndarray, ranked: Sequence[Sequence[_Candidate]],
     ) -> list[list[str]]:
@@ -278,7 +304,7 @@ class IndexedMatcher:
                     fields.extend((qi, ci, f) for f in own)
             if fields:
                 # the first ~300 characters of each field are enough to tell which one is about the query
-                vecs = self._embedder.embed_passages([f.text[:_EXPLAIN_CHARS] for _, _, f in fields])
+                vecs = self._fields_embedded([f.text[:_EXPLAIN_CHARS] for _, _, f in fields])
                 sims = np.einsum("ij,ij->i", vecs, qvecs[[qi for qi, _, _ in fields]])
                 best: dict[tuple[int, int], float] = {}
                 for (qi, ci, f), sim in zip(fields, sims, strict=True):

@@ -266,10 +266,9 @@ class LoraIntentClassifier:
         Raises:
             ModelError: an unknown runtime, or ``"onnx"`` asked for and not possible (the message says why).
         """
-        from nlp.onnx_runtime import RUNTIMES, onnx_logits_for
+        from nlp.onnx_runtime import check_runtime, onnx_logits_for
 
-        if runtime not in RUNTIMES:
-            raise ModelError(f"Unknown inference runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
+        check_runtime(runtime)
         if runtime == "torch":
             self._onnx = None
             return self.runtime

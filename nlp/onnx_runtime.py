@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from bot.errors import ModelError
+
 if TYPE_CHECKING:
     from nlp.classifier import IntentNetwork
 
@@ -47,6 +49,16 @@ ONNX_OPSET = 17
 STAMPED_FILES = ("adapter/adapter_model.safetensors", "head.safetensors")
 RUNTIMES = ("auto", "onnx", "torch")
 """``auto``: ONNX Runtime when it is installed and the export works, else PyTorch."""
+
+
+def check_runtime(runtime: str) -> None:
+    """Refuse a runtime name outside :data:`RUNTIMES`.
+
+    Raises:
+        ModelError: ``runtime`` is unknown (the message lists the known ones).
+    """
+    if runtime not in RUNTIMES:
+        raise ModelError(f"Unknown inference runtime {runtime!r}; use one of {', '.join(RUNTIMES)}.")
 
 
 class _LogitsGraph(torch.nn.Module):

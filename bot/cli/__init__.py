@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bot.cli.backup import backup_app
 from bot.cli.common import (
     DEFAULT_COMMUNITY,
     CommunityOption,
@@ -30,6 +32,7 @@ from bot.cli.jobs import jobs_app
 from bot.cli.models import models_app
 from bot.cli.nlp import nlp_app
 from bot.cli.slack import slack_app
+from bot.delivery import Delivery
 from bot.errors import CommunityBotError
 from bot.language import language_code
 
@@ -59,6 +62,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(community_app, name="community")
 app.add_typer(slack_app, name="slack")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(backup_app)  # no name: `backup` and `restore` are top-level commands
 
 
 
@@ -131,10 +135,12 @@ def chat(data_dir: DataDirOption = None, community: CommunityOption = DEFAULT_CO
 def run(data_dir: DataDirOption = None) -> None:
     """Run the bot on every configured platform (Slack over HTTP or Socket Mode, WeChat through a Wechaty
     puppet service gateway) until interrupted, with the scheduler (active in one process at a time)."""
+    from bot import observability
     from bot.app import build_app
-    from bot.cli.jobs import scheduler_for
+    from bot.cli.jobs import metrics_server_for, scheduler_for
 
     settings = load_settings(data_dir)
+    observability.configure_logging(settings.log_format)
     slack_on = settings.slack_signing_secret is not None or settings.slack_app_token is not None
     if not slack_on and not settings.wechat_endpoint:
         raise fail(
@@ -146,16 +152,25 @@ def run(data_dir: DataDirOption = None) -> None:
         )
     app_ = build_app(settings)
     senders: dict[str, Any] = {}
+    delivery = Delivery(app_.engine, workers=settings.max_concurrent_messages)
     try:
         wechat = _wechat_adapter(settings, app_) if settings.wechat_endpoint else None
-        slack = _slack_adapter(settings, app_) if slack_on else None
+        slack = _slack_adapter(settings, app_, delivery) if slack_on else None
     except ValueError as exc:
         raise fail(str(exc), code=2) from exc
+    typer.echo("Loading the models and the community indexes...", err=True)
+    app_.warm_up()
+    # systemd and container runtimes stop with SIGTERM: stop as on Ctrl-C (queued replies are sent first)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if wechat is not None:
         senders["wechat"] = wechat
     if slack is not None:
         senders["slack"] = slack
+        # Slack messages are claimed, journalled and taken over from a dead process (bot/delivery.py)
+        app_.router.delivery = delivery
+        delivery.start(app_.router, {"slack": slack})
     scheduler = scheduler_for(settings, app_.engine, senders)
+    metrics = metrics_server_for(settings, slack_http=slack is not None and settings.slack_mode == "http")
     scheduler.start()
     try:
         if wechat is not None and slack is None:
@@ -168,8 +183,15 @@ def run(data_dir: DataDirOption = None) -> None:
             _serve_slack(settings, slack)
     finally:
         scheduler.stop()
+        if metrics is not None:
+            metrics.shutdown()
+        delivery.stop()
         for adapter in senders.values():
             adapter.close()
+
+
+def _stop_on_sigterm(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _wechat_adapter(settings: Settings, app_: App) -> Any:
@@ -181,12 +203,12 @@ def _wechat_adapter(settings: Settings, app_: App) -> Any:
     return adapter
 
 
-def _slack_adapter(settings: Settings, app_: App) -> Any:
+def _slack_adapter(settings: Settings, app_: App, delivery: Delivery) -> Any:
     from adapters import slack
 
     if settings.slack_mode == "socket" and settings.slack_app_token is None:
         raise ValueError("Socket Mode needs COMMUNITYBOT_SLACK_APP_TOKEN (an xapp- app-level token)")
-    return slack.from_settings(settings, app_.handle, engine=app_.engine)
+    return slack.from_settings(settings, app_.handle, engine=app_.engine, delivery=delivery)
 
 
 def _serve_slack(settings: Settings, adapter: Any) -> None:

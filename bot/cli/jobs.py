@@ -29,6 +29,8 @@ from bot.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from sqlalchemy.engine import Engine
 
     from bot.settings import Settings
@@ -138,10 +140,17 @@ def serve(
     data_dir: DataDirOption = None,
     poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between leader-lock polls.")] = 10.0,
 ) -> None:
-    """Run the scheduler alone until interrupted (standing by while another process is active)."""
+    """Run the scheduler alone until interrupted (standing by while another process is active); with
+    COMMUNITYBOT_METRICS_PORT, /healthz and /metrics answer on that port."""
+    from bot import observability
+
     settings = load_settings(data_dir)
+    observability.configure_logging(settings.log_format)
     require_data_dir(settings)
-    service = scheduler_for(settings, open_database(settings), {}, poll=poll)
+    engine = open_database(settings)
+    observability.watch_notifications(engine)  # the backlog gauge, and the database /healthz checks
+    service = scheduler_for(settings, engine, {}, poll=poll)
+    metrics = metrics_server_for(settings)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     typer.echo("Scheduler: standing by for the leader lock; stop with Ctrl-C.", err=True)
@@ -156,6 +165,26 @@ def serve(
         pass
     finally:
         service.stop()
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
+
+
+def metrics_server_for(settings: Settings, *, slack_http: bool = False) -> WSGIServer | None:
+    """Start the ``/healthz`` and ``/metrics`` server of ``COMMUNITYBOT_METRICS_PORT`` (in a daemon thread;
+    ``shutdown()`` stops it) and say where; ``None`` when the port is unset, or when it is the Slack HTTP
+    server's (``slack_http``: that server answers both paths itself)."""
+    from bot import observability
+
+    port = settings.metrics_port
+    if port is None:
+        return None
+    if slack_http and port == settings.slack_port:
+        typer.echo(f"Metrics: /healthz and /metrics on the Slack server's port :{port}.", err=True)
+        return None
+    server = observability.serve(port, settings.metrics_host)
+    typer.echo(f"Metrics: /healthz and /metrics on {settings.metrics_host}:{server.server_port}.", err=True)
+    return server
 
 
 def scheduler_for(settings: Settings, engine: Engine, senders: dict[str, Sender], *,

@@ -181,8 +181,9 @@ def join_tokens(tokens: Sequence[Token]) -> str:
     return " ".join(t.text for t in tokens).strip()
 
 
-#: The largest id a database row can have (a signed 64-bit INTEGER, in SQLite and PostgreSQL alike).
-MAX_DB_ID = 2**63 - 1
+#: The largest id a database row can have: ids are INTEGER columns, a signed 32-bit integer in PostgreSQL
+#: (SQLite's are 64-bit; a larger number there is no row's id either, since ids are allocated from 1).
+MAX_DB_ID = 2**31 - 1
 
 
 def _whole_number(text: str) -> int | None:

@@ -1,20 +1,18 @@
-"""The command layer end to end on SQLite: case S5, its cousins, and every command family."""
+"""The command layer end to end on SQLite and PostgreSQL: case S5, its cousins, and every command family."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.commands import button_command, is_command, run_command
 from bot.commands.context import CommandContext
 from bot.community import CommunitySettings
-from bot.db import create_db_engine, upgrade_database
 from bot.language import choose_language
 from bot.members import member_for_sender
 from bot.messages import IncomingMessage, Match, Reply
@@ -61,27 +59,14 @@ class Chat:
         return list(self.session.exec(select(Rsvp)).all())
 
 
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, made once per module; each test works on a copy (migrating is slow)."""
-    path = tmp_path_factory.mktemp("commands") / "template.sqlite3"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def chat(migrated_db: Path, tmp_path: Path) -> Iterator[Chat]:
-    db = tmp_path / "bot.sqlite3"
-    shutil.copy(migrated_db, db)
-    engine = create_db_engine(f"sqlite:///{db}")
+def chat(engine: Engine) -> Iterator[Chat]:
+    """A session on the test's migrated database (SQLite or PostgreSQL) with the community ``default``."""
     with Session(engine, expire_on_commit=False) as session:
         community = Community(name="default", settings={"timezone": "Asia/Shanghai"})
         session.add(community)
         session.flush()
         yield Chat(session, community)
-    engine.dispose()
 
 
 def shanghai(*args: int) -> datetime:
@@ -474,7 +459,10 @@ HUGE = "99999999999999999999"
     (f"/event show {HUGE}", f"There is no event #{HUGE}."),
     (f"/event cancel {HUGE}", f"There is no event #{HUGE}."),
     (f"/event edit {HUGE} --title x", f"There is no event #{HUGE}."),
-    ("/event show 9223372036854775807", "There is no event #9223372036854775807."),  # the largest id
+    ("/event show 2147483647", "There is no event #2147483647."),  # the largest id (PostgreSQL's INTEGER)
+    ("/event show 2147483648", "There is no event #2147483648."),  # one more
+    ("/rsvp 2147483648", "There is no event #2147483648. See /event list."),
+    ("/event show 9223372036854775807", "There is no event #9223372036854775807."),  # SQLite's largest
     ("/event show 9223372036854775808", "There is no event #9223372036854775808."),  # one more
     ("/event show " + "9" * 5000, "There is no event #" + "9" * 30 + "…. See /event list."),
 ])

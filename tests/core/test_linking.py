@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,16 +85,6 @@ class People:
             s.add(member)
 
 
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, made once per module; each test works on a copy (migrating is slow)."""
-    path = tmp_path_factory.mktemp("linking") / "template.sqlite3"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    engine.dispose()
-    return path
-
-
 def _people(engine: Engine, settings: Settings) -> People:
     clock = Clock(NOW)
     router = Router(engine=engine, settings=settings, classifier=lambda: FakeClassifier([]),
@@ -105,12 +93,9 @@ def _people(engine: Engine, settings: Settings) -> People:
 
 
 @pytest.fixture
-def people(migrated_db: Path, tmp_path: Path, settings: Settings) -> Iterator[People]:
-    db = tmp_path / "bot.sqlite3"
-    shutil.copy(migrated_db, db)
-    engine = create_db_engine(f"sqlite:///{db}")
-    yield _people(engine, settings)
-    engine.dispose()
+def people(engine: Engine, settings: Settings) -> People:
+    """People on the test's migrated database (SQLite or PostgreSQL)."""
+    return _people(engine, settings)
 
 
 def fullwidth(text: str) -> str:
@@ -446,9 +431,9 @@ def _link_and_downgrade(engine: Engine, settings: Settings) -> None:
     assert "link_code" in sa.inspect(engine).get_table_names()
 
 
-def test_migration_on_sqlite(tmp_path: Path, settings: Settings) -> None:
+def test_migration_on_sqlite(tmp_path: Path, sqlite_settings: Settings) -> None:
     engine = create_db_engine(f"sqlite:///{tmp_path}/migrate.sqlite3")
-    _link_and_downgrade(engine, settings)
+    _link_and_downgrade(engine, sqlite_settings)
     engine.dispose()
 
 

@@ -3,17 +3,13 @@ readably in replies and errors, and the ``提醒`` alias of ``alerts``."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.commands.profile import PROFILE_KEYS, parse_profile_pairs
-from bot.db import create_db_engine, upgrade_database
 from bot.errors import UsageError
 from bot.messages import HandledMessage, IncomingMessage
 from bot.models import Member
@@ -46,22 +42,10 @@ class Member1:
             return session.exec(select(Member)).one()
 
 
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("optins") / "template.sqlite3"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    engine.dispose()
-    return path
-
-
 @pytest.fixture
-def me(migrated_db: Path, tmp_path: Path, settings: Settings) -> Iterator[Member1]:
-    db = tmp_path / "bot.sqlite3"
-    shutil.copy(migrated_db, db)
-    engine = create_db_engine(f"sqlite:///{db}")
-    yield Member1(engine, settings)
-    engine.dispose()
+def me(engine: Engine, settings: Settings) -> Member1:
+    """One member on the test's migrated database (SQLite or PostgreSQL)."""
+    return Member1(engine, settings)
 
 
 @pytest.mark.parametrize(("command", "hint"), [

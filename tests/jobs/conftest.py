@@ -3,7 +3,6 @@ clock, recording senders, and a job context wired to them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.community import get_or_create_community
-from bot.db import create_db_engine, session_scope, upgrade_database
+from bot.db import session_scope
 from bot.messages import Reply
 from bot.models import Community, Member, PlatformIdentity
 from bot.settings import Settings
@@ -111,18 +110,16 @@ class Jobs:
 
 
 @pytest.fixture
-def jobs_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
-    upgrade_database(engine)
-    yield engine
-    engine.dispose()
+def jobs_engine(engine: Engine) -> Engine:
+    """The test's migrated database (SQLite or PostgreSQL: see ``tests/conftest.py``)."""
+    return engine
 
 
 @pytest.fixture
-def jobs(jobs_engine: Engine, tmp_path: Path) -> Jobs:
+def jobs(jobs_engine: Engine, tmp_path: Path, database_url: str | None) -> Jobs:
     """A community ``founders`` (UTC, English) with no members yet, a fake clock at :data:`START`, and
     recording Slack and WeChat senders."""
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=database_url)  # type: ignore[call-arg]
     clock = FakeClock()
     slack, wechat = RecordingSender("slack"), RecordingSender("wechat")
     matcher = FakeMatcher()

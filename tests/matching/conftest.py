@@ -1,9 +1,9 @@
-"""Fixtures for matching tests: a migrated SQLite database per test, fakes, and the real MiniLM once."""
+"""Fixtures for matching tests: the test's migrated database (``engine``, from ``tests/conftest.py``: SQLite
+or PostgreSQL), fakes, and the real MiniLM once."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.db import create_db_engine, session_scope, upgrade_database
+from bot.db import session_scope
 from bot.models import Community
 from matching.embedder import HashingEmbedder, SentenceTransformerEmbedder
 from matching.search import IndexedMatcher
@@ -29,25 +29,6 @@ class _RecordingEmbedder(HashingEmbedder):
     def embed_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         self.passages.extend(texts)
         return super().embed_passages(texts, progress=progress)
-
-
-@pytest.fixture(scope="session")
-def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite file, copied for each test (Alembic runs once per session)."""
-    path = tmp_path_factory.mktemp("template") / "db.sqlite3"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    engine.dispose()  # closing the last connection checkpoints the WAL into the main file
-    return path
-
-
-@pytest.fixture
-def engine(tmp_path: Path, _template_db: Path) -> Iterator[Engine]:
-    path = tmp_path / "db.sqlite3"
-    shutil.copyfile(_template_db, path)
-    eng = create_db_engine(f"sqlite:///{path}")
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

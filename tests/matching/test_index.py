@@ -243,6 +243,7 @@ def test_corrupt_or_inconsistent_files_are_rebuilt(
     assert again.ids(community_id=community_id, kind="resource") == [8]
 
 
+@pytest.mark.sqlite_only  # "another database" is a copy of the SQLite file
 def test_index_from_another_database_is_rebuilt(
     engine: Engine, data_dir: Path, community_id: int, embedder: HashingEmbedder, tmp_path: Path,
     caplog: pytest.LogCaptureFixture, add: Callable[..., None],
@@ -254,7 +255,8 @@ def test_index_from_another_database_is_rebuilt(
     add(Resource(id=1, community_id=community_id, title="Alpha"))
     _store(engine, data_dir, embedder).sync(community_id=community_id, kinds=["resource"])
     engine.dispose()
-    shutil.copyfile(tmp_path / "db.sqlite3", tmp_path / "other.sqlite3")
+    assert engine.url.database is not None
+    shutil.copyfile(engine.url.database, tmp_path / "other.sqlite3")
     other = create_db_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}")
     with session_scope(other) as s:
         row = s.exec(select(Resource)).one()

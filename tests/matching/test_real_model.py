@@ -15,7 +15,7 @@ from matching.embedder import SentenceTransformerEmbedder
 from matching.search import IndexedMatcher
 from nlp.base_model import BaseModelSpec, resolve_base_model
 
-pytestmark = pytest.mark.real_model
+pytestmark = [pytest.mark.real_model, pytest.mark.sqlite_only]  # the model is under test, not the storage
 
 Add = Callable[..., None]
 

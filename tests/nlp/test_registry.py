@@ -86,6 +86,7 @@ def test_incomplete_directories_are_not_registered_or_listed(trained: TrainResul
     assert reg.current() is None
 
 
+@pytest.mark.sqlite_only  # trains a model; the model-version row is tested on both backends in tests/retrain
 def test_ensure_trains_once_from_seeds_records_the_version_and_then_loads(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: Engine,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,7 @@ from bot.members import CONSOLE_USER
 from bot.messages import HandledMessage, IncomingMessage
 from bot.router import Router
 from bot.settings import Settings
+from tests.conftest import BACKENDS, fresh_database_url
 from tests.core.fakes import FakeClassifier, FakeMatcher
 from tests.slack.fake_slack import FakeSlack
 
@@ -166,12 +167,13 @@ near_valid = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    """A real router on a migrated SQLite file, with fake ML (commands never reach a model)."""
+@pytest.fixture(scope="module", params=BACKENDS)
+def router(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
+    """A real router on a migrated database (a SQLite file, or PostgreSQL: its column lengths and integer
+    ranges are enforced), with fake ML (commands never reach a model)."""
     root = tmp_path_factory.mktemp("fuzz")
     config = Settings(_env_file=None, data_dir=root / "data", model_cache=root / "cache",  # type: ignore[call-arg]
-                      database_url=None, base_model="all-MiniLM-L6-v2")
+                      database_url=fresh_database_url(request, request.param), base_model="all-MiniLM-L6-v2")
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(config.resolved_database_url())
     upgrade_database(engine)

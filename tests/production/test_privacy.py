@@ -4,9 +4,7 @@ searched with the real IndexedMatcher (HashingEmbedder) before and after an inde
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,7 @@ from sqlmodel import col, select
 from bot.commands import run_command
 from bot.commands.context import CommandContext
 from bot.community import CommunitySettings
-from bot.db import create_db_engine, session_scope, upgrade_database
+from bot.db import session_scope
 from bot.language import choose_language
 from bot.members import member_for_sender
 from bot.messages import IncomingMessage, Reply
@@ -35,19 +33,11 @@ from bot.models import (
     Resource,
     Rsvp,
 )
+from bot.settings import Settings
 from matching.embedder import HashingEmbedder
 from matching.search import IndexedMatcher
 
 NOW = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("privacy") / "template.sqlite3"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    engine.dispose()
-    return path
 
 
 @dataclass
@@ -108,20 +98,17 @@ class Bot:
 
 
 @pytest.fixture
-def bot(migrated_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+def bot(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bot:
+    """The community ``founders`` on the test's migrated database (SQLite or PostgreSQL)."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    db = tmp_path / "bot.sqlite3"
-    shutil.copy(migrated_db, db)
-    engine = create_db_engine(f"sqlite:///{db}")
     with session_scope(engine) as session:
         community = Community(name="founders", settings={"timezone": "Asia/Shanghai"})
         session.add(community)
         session.flush()
         assert community.id is not None
         community_id = community.id
-    yield Bot(engine, community_id, tmp_path / "data")
-    engine.dispose()
+    return Bot(engine, community_id, tmp_path / "data")
 
 
 def _meetup(bot: Bot, organiser: int | None = None) -> int:
@@ -269,21 +256,17 @@ def test_forget_in_chinese(bot: Bot) -> None:
     assert bot.count(Member, col(Member.id) == alice) == 0
 
 
-def test_through_the_router_the_forget_command_leaves_no_trace_of_its_sender(tmp_path: Path) -> None:
+def test_through_the_router_the_forget_command_leaves_no_trace_of_its_sender(engine: Engine,
+                                                                             settings: Settings) -> None:
     from datetime import UTC, datetime
 
     from sqlmodel import Session, select
 
-    from bot.db import create_db_engine, upgrade_database
     from bot.messages import IncomingMessage
     from bot.models import Member, MessageLog
     from bot.router import Router
-    from bot.settings import Settings
     from tests.core.fakes import FakeClassifier, FakeMatcher
 
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'router.sqlite3'}")
-    upgrade_database(engine)
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=None)  # type: ignore[call-arg]
     router = Router(engine=engine, settings=settings, classifier=lambda: FakeClassifier([]),
                     matcher=lambda: FakeMatcher())
 

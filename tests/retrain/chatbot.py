@@ -1,24 +1,17 @@
-"""A router on a fresh SQLite database with fake ML, for the admin-command and feedback tests.
-
-Migrating a database takes a while, so one migrated file is made per test session and every test works on
-its own copy of it.
-"""
+"""A router with fake ML on the test's fresh database (the ``engine`` fixture: SQLite or PostgreSQL), for
+the admin-command and feedback tests."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from bot.db import create_db_engine, session_scope, upgrade_database
+from bot.db import session_scope
 from bot.messages import HandledMessage, IncomingMessage, Match
 from bot.models import Community, MessageLog, TrainingRun
 from bot.router import Router
@@ -43,21 +36,8 @@ MATCHES = [
 T = TypeVar("T", bound=SQLModel)
 
 
-@cache
-def _template() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="retrain-tests-")) / "template.sqlite3"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade_database(engine)
-    engine.dispose()
-    return path
-
-
-def fresh_engine(folder: Path) -> Engine:
-    """A migrated SQLite database of its own in ``folder``, with the community ``default`` whose admin is
-    :data:`ADMIN`."""
-    db = folder / "bot.sqlite3"
-    shutil.copy(_template(), db)
-    engine = create_db_engine(f"sqlite:///{db}")
+def with_community(engine: Engine) -> Engine:
+    """``engine`` (a fresh migrated database) with the community ``default`` whose admin is :data:`ADMIN`."""
     with session_scope(engine) as session:
         session.add(Community(name="default", settings={"admins": [ADMIN]}))
     return engine

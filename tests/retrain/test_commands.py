@@ -4,9 +4,7 @@ audit log; and the polite refusal of everyone else."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -24,14 +22,12 @@ from bot.models import (
     TrainingRunStatus,
 )
 from bot.settings import Settings
-from tests.retrain.chatbot import ADMIN, MEMBER, NOW, ChatBot, fresh_engine
+from tests.retrain.chatbot import ADMIN, MEMBER, NOW, ChatBot, with_community
 
 
 @pytest.fixture
-def bot(tmp_path: Path, settings: Settings) -> Iterator[ChatBot]:
-    engine = fresh_engine(tmp_path)
-    yield ChatBot(engine, settings)
-    engine.dispose()
+def bot(engine: Engine, settings: Settings) -> ChatBot:
+    return ChatBot(with_community(engine), settings)
 
 
 def flag(bot: ChatBot, *texts: str) -> list[int]:
@@ -280,12 +276,10 @@ def test_a_queued_run_that_never_started_is_reaped_too(bot: ChatBot) -> None:
         (TrainingRunStatus.FAILED, None), (TrainingRunStatus.QUEUED, 1)]
 
 
-def test_retrain_without_a_worker_says_so(tmp_path: Path, settings: Settings) -> None:
-    engine = fresh_engine(tmp_path)
-    bot = ChatBot(engine, settings, retrainer=False)
+def test_retrain_without_a_worker_says_so(engine: Engine, settings: Settings) -> None:
+    bot = ChatBot(with_community(engine), settings, retrainer=False)
     assert "no training worker" in bot.admin("/bot retrain")
     assert bot.rows(TrainingRun) == []
-    engine.dispose()
 
 
 def test_a_worker_that_cannot_start_does_not_block_the_next_retrain(bot: ChatBot) -> None:

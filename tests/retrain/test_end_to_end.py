@@ -22,7 +22,9 @@ from nlp.retrain import RetrainConfig
 from nlp.retrain_worker import SubprocessRetrainer
 from tests.retrain.conftest import Deployment, wait_for
 
-pytestmark = pytest.mark.real_model
+# training-heavy (two retrainings per test): SQLite only; the storage of retraining is tested on both
+# backends by the faster tests of this folder
+pytestmark = [pytest.mark.real_model, pytest.mark.sqlite_only]
 
 E2E = RetrainConfig(epochs=4, seed_languages=("en",), max_intent_drop=0.1)
 """Runs on every English training seed (about 650) for 4 epochs: tens of seconds in the worker, and far

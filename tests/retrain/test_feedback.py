@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from bot.feedback import is_negative_reaction
 from bot.messages import IncomingMessage
 from bot.models import MessageLog
 from bot.settings import Settings
-from tests.retrain.chatbot import NOW, ChatBot, fresh_engine
+from tests.retrain.chatbot import NOW, ChatBot, with_community
 
 
 @pytest.fixture
-def bot(tmp_path: Path, settings: Settings) -> Iterator[ChatBot]:
-    engine = fresh_engine(tmp_path)
-    yield ChatBot(engine, settings)
-    engine.dispose()
+def bot(engine: Engine, settings: Settings) -> ChatBot:
+    return ChatBot(with_community(engine), settings)
 
 
 @pytest.mark.parametrize(("text", "negative"), [

@@ -29,18 +29,20 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.real_model
 
 SWITCH = """
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.execute("UPDATE modelversion SET status = CASE WHEN version = ? THEN 'active' ELSE 'retired' END",
-           (sys.argv[2],))
-db.commit()
+import sys
+import sqlalchemy as sa
+engine = sa.create_engine(sys.argv[1])
+with engine.begin() as db:
+    db.execute(sa.text("UPDATE modelversion SET status = "
+                       "CASE WHEN version = :v THEN 'active' ELSE 'retired' END"), {"v": sys.argv[2]})
 """
 
 
 def switch_in_another_process(dep: Deployment, version: str) -> None:
-    """Make ``version`` the database's active one from another process (as a rollback would)."""
-    path = dep.settings.resolved_database_url().removeprefix("sqlite:///")
-    subprocess.run([sys.executable, "-c", SWITCH, path, version], check=True, timeout=60)
+    """Make ``version`` the database's active one from another process (as a rollback would), in plain SQL
+    on the deployment's database (SQLite or PostgreSQL)."""
+    url = dep.settings.resolved_database_url()
+    subprocess.run([sys.executable, "-c", SWITCH, url, version], check=True, timeout=60)
 
 
 class Clock:

@@ -24,7 +24,9 @@ from nlp.retrain_worker import SubprocessRetrainer
 from tests.retrain.conftest import Deployment, wait_for
 from tests.retrain.test_end_to_end import E2E, _retrain
 
-pytestmark = pytest.mark.real_model
+# training-heavy (several retrainings): SQLite only; the storage of retraining is tested on both
+# backends by the faster tests of this folder
+pytestmark = [pytest.mark.real_model, pytest.mark.sqlite_only]
 
 JOB_POSTS = [
     "we are hiring a senior backend engineer in berlin, remote ok",

@@ -117,6 +117,7 @@ def test_a_good_run_is_promoted_in_the_database_and_reported(deployment: Deploym
 
 
 @real_model
+@pytest.mark.sqlite_only  # one more training run; the promoted and the killed runs cover PostgreSQL
 def test_a_bad_label_set_is_refused_and_the_old_version_keeps_serving(deployment: Deployment) -> None:
     from bot.app import load_classifier
 
@@ -140,6 +141,7 @@ def test_a_bad_label_set_is_refused_and_the_old_version_keeps_serving(deployment
 
 
 @real_model
+@pytest.mark.sqlite_only  # one more training run; the promoted and the killed runs cover PostgreSQL
 def test_a_dry_run_reports_but_never_promotes(deployment: Deployment) -> None:
     dep = deployment
     dep.label(GOOD_LABELS)
@@ -154,6 +156,7 @@ def test_a_dry_run_reports_but_never_promotes(deployment: Deployment) -> None:
 
 
 @real_model
+@pytest.mark.sqlite_only  # one more training run; the promoted and the killed runs cover PostgreSQL
 def test_a_new_intent_is_trained_and_served_after_promotion(deployment: Deployment) -> None:
     from nlp.serving import open_serving_classifier
 

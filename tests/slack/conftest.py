@@ -87,15 +87,17 @@ def make_bot(
     tmp_path: Path,
     fake: FakeSlack,
     monkeypatch: pytest.MonkeyPatch,
+    database_url: str | None,
 ) -> Iterator[Callable[..., SlackBot]]:
-    """``make_bot(handle_wrapper=None)`` starts an adapter on the same data dir (call twice = a restart)."""
+    """``make_bot(handle_wrapper=None)`` starts an adapter on the same data dir and database (call twice = a
+    restart); the database is the test's backend (SQLite or PostgreSQL: see ``tests/conftest.py``)."""
     classifier = FakeClassifier(RULES)
     monkeypatch.setattr(bot.app, "load_classifier", lambda settings, **kw: classifier)
     monkeypatch.setattr(bot.app, "load_matcher", lambda settings, **kw: FakeMatcher())
-    started: list[tuple[SlackAdapter, Any]] = []
+    started: list[tuple[SlackAdapter, Any, App]] = []
 
     def make(handle_wrapper: Callable[[Any], Any] | None = None) -> SlackBot:
-        settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=database_url)  # type: ignore[call-arg]
         core = build_app(settings, progress=False)
         handle = handle_wrapper(core.handle) if handle_wrapper else core.handle
         adapter = SlackAdapter(
@@ -108,13 +110,22 @@ def make_bot(
         )
         server = serve_http(adapter, host="127.0.0.1", port=0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append((adapter, server))
+        started.append((adapter, server, core))
         return SlackBot(
             adapter, core, fake, f"http://127.0.0.1:{server.server_port}/slack/events", classifier
         )
 
     yield make
-    for adapter, server in started:
-        server.shutdown()
-        server.server_close()
-        adapter.close()
+    for adapter, server, core in started:
+        stop(adapter, server)
+        core.engine.dispose()
+
+
+def stop(adapter: SlackAdapter, server: Any) -> None:
+    """Stop serving, let the listeners still running on bolt's threads finish (while the fake Slack is up:
+    none of them may log into, or write to the database of, the next test; on PostgreSQL the tests share
+    one schema, emptied between them), then send what is queued."""
+    server.shutdown()
+    server.server_close()
+    adapter.app._listener_runner.listener_executor.shutdown(wait=True)  # noqa: SLF001
+    adapter.close()

@@ -382,6 +382,8 @@ class FakeSlack:
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
+            "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "oauth.v2.access": self._oauth_v2_access,
             "files.upload": self._files_upload,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
@@ -860,6 +862,32 @@ class FakeSlack:
         message = self._message(w, params, ts)
         w.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _conversation_messages(self, w: _Workspace, params: Params, method: str,
+                               keep: Callable[[JSON], bool]) -> JSON:
+        """The channel's bot messages that ``keep`` accepts, newest first, at most ``limit``; ``metadata``
+        only with ``include_all_metadata`` (as Slack does). Members' own messages never reach the fake, so
+        a thread holds the bot's replies only."""
+        channel = self._resolve_channel(w, params.get("channel"), method)
+        with_metadata = _bool_param(params.get("include_all_metadata"))
+        found = [m for (c, _ts), m in w.messages.items() if c == channel and keep(m)]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        found = found[: int(params.get("limit") or 100)]
+        out = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in found]
+        return {"ok": True, "messages": out, "has_more": False}
+
+    def _conversations_replies(self, ws: _Workspace | None, params: Params, call: Call) -> JSON:
+        w = self._need(ws)
+        ts = str(params.get("ts") or "")
+        if not ts:
+            raise SlackApiFailure("invalid_arguments")
+        return self._conversation_messages(w, params, "conversations.replies",
+                                           lambda m: m.get("thread_ts") == ts or m["ts"] == ts)
+
+    def _conversations_history(self, ws: _Workspace | None, params: Params, call: Call) -> JSON:
+        w = self._need(ws)
+        return self._conversation_messages(w, params, "conversations.history",
+                                           lambda m: not m.get("thread_ts"))
 
     def _chat_post_ephemeral(self, ws: _Workspace | None, params: Params, call: Call) -> JSON:
         w = self._need(ws)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 from adapters.slack_export import SlackExportReport, import_slack_export
 from bot.cli import common
 from bot.cli.importing import import_app
-from bot.db import create_db_engine, session_scope, upgrade_database
+from bot.db import session_scope
 from bot.errors import ImportFormatError
 from bot.members import member_for_sender
 from bot.models import Community, Member, PlatformIdentity, Resource
@@ -79,13 +78,11 @@ def write_export(folder: Path, *, users: list[dict[str, Any]] = USERS, day_1: li
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'bot.sqlite3'}")
-    upgrade_database(engine)
+def db(engine: Engine) -> Engine:
+    """The test's database (SQLite or PostgreSQL) with the community ``default``."""
     with session_scope(engine) as session:
         session.add(Community(name="default"))
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def run_import(engine: Engine, path: Path, **kw: Any) -> SlackExportReport:
@@ -218,10 +215,13 @@ def test_unreadable_day_file_is_a_warning(db: Engine, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> tuple[typer.Typer, list[int]]:
-    """``import`` registered as the main CLI does; the index sync after an import is recorded."""
+def cli(monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> tuple[typer.Typer, list[int]]:
+    """``import`` registered as the main CLI does, on the test's database (SQLite: the data directory's
+    file); the index sync after an import is recorded."""
     for var in ("DATABASE_URL", "COMMUNITYBOT_DATABASE_URL", "COMMUNITYBOT_DEFAULT_COMMUNITY"):
         monkeypatch.delenv(var, raising=False)
+    if database_url:
+        monkeypatch.setenv("COMMUNITYBOT_DATABASE_URL", database_url)
     synced: list[int] = []
     monkeypatch.setattr(common, "after_import", lambda _s, _e, community_id: synced.append(community_id))
     app = typer.Typer()

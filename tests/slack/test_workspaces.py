@@ -27,14 +27,14 @@ from bot.settings import Settings
 from matching.embedder import HashingEmbedder
 from matching.search import IndexedMatcher
 from tests.core.fakes import FakeClassifier
-from tests.slack.conftest import SECRET, SlackBot
+from tests.slack.conftest import SECRET, SlackBot, stop
 from tests.slack.fake_slack import FakeSlack, event_callback, message_event
 
 CLIENT_ID, CLIENT_SECRET = "111.222", "client-secret"
 
 
 @pytest.fixture
-def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackBot]:
+def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str | None) -> Iterator[SlackBot]:
     """An OAuth deployment with workspaces T_ONE and T_TWO installed through /slack/install."""
     classifier = FakeClassifier([("angel", "find_member", 0.95), ("event", "find_event", 0.95)])
     monkeypatch.setattr(bot.app, "load_classifier", lambda settings, **kw: classifier)
@@ -62,7 +62,7 @@ def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackBot]:
             users=[{"id": "U_BO", "name": "bo"}],
             channels=[{"id": "C_TWO", "name": "general"}],
         )
-        settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=database_url)  # type: ignore[call-arg]
         core = build_app(settings, progress=False)
         store = DatabaseInstallationStore(engine=core.engine, settings=settings)
         adapter = SlackAdapter(
@@ -82,9 +82,8 @@ def two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackBot]:
             fake.add_oauth_code(code, team, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
             _install(base, code)
         yield SlackBot(adapter, core, fake, f"{base}/slack/events", classifier)
-        server.shutdown()
-        server.server_close()
-        adapter.close()
+        stop(adapter, server)
+        core.engine.dispose()
 
 
 def _install(base: str, code: str) -> None:

@@ -67,9 +67,11 @@ def fake(loop_thread: LoopThread) -> Iterator[FakePuppet]:
 
 @pytest.fixture
 def make_bot(
-    tmp_path: Path, fake: FakePuppet, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake: FakePuppet, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch,
+    database_url: str | None,
 ) -> Iterator[Callable[..., WeChatBot]]:
-    """``make_bot(**adapter_kwargs)`` starts an adapter on one data dir and waits for its event stream."""
+    """``make_bot(**adapter_kwargs)`` starts an adapter on one data dir and database (the test's backend,
+    SQLite or PostgreSQL: see ``tests/conftest.py``) and waits for its event stream."""
     classifier = FakeClassifier(RULES)
     monkeypatch.setattr(bot.app, "load_classifier", lambda settings, **kw: classifier)
     monkeypatch.setattr(bot.app, "load_matcher", lambda settings, **kw: FakeMatcher())
@@ -77,7 +79,7 @@ def make_bot(
 
     def make(*, wait: bool = True, core: App | None = None, **kwargs: Any) -> WeChatBot:
         if core is None:
-            settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=None,  # type: ignore[call-arg]
+            settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=database_url,  # type: ignore[call-arg]
                                 default_timezone="Asia/Shanghai", default_language="zh")
             core = build_app(settings, progress=False)
         options: dict[str, Any] = {"send_interval": 0.0, "send_spacing": 0.0, "jitter": 0.0,
