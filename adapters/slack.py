@@ -238,9 +238,8 @@ class SlackAdapter:
                 client=WebClient(base_url=api_url),
             )
         else:
-            self.app = App(
+            self.app = App(  # the client carries the bot token (bolt warns when given both)
                 **common,
-                token=bot_token,
                 client=self._teams[self.team_id].client,
                 token_verification_enabled=False,
             )

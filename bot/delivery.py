@@ -146,9 +146,12 @@ class Delivery:
             pool = self._pool
 
         def run() -> None:
-            handled = handler.handle_claimed(message)
-            if handled.replies:
-                responder.respond(message, handled.replies)
+            try:
+                handled = handler.handle_claimed(message)
+                if handled.replies:
+                    responder.respond(message, handled.replies)
+            except Exception:  # noqa: BLE001 - logged; journalled replies are posted by a takeover if we stop
+                log.exception("could not answer %s", message.platform_key)
 
         return pool.submit(run)
 

@@ -109,6 +109,11 @@ def demo(
         app_.matcher.sync(community_id=community_id)
     except CommunityBotError as exc:
         raise fail(exc) from exc
+    if not chat:
+        where = f" --data-dir {data_dir}" if data_dir else ""
+        typer.echo(f"Ready. Chat with `communitybot chat{where}`, or ask once with "
+                   f"`communitybot ask{where} \"who can help with an angel round?\"`.", err=True)
+        return
     typer.echo(
         "Ready. Try: who can help with an angel round? · 下周有什么活动？ · /event list · /help "
         "(quit with Ctrl-D or 'quit')",
@@ -158,6 +163,10 @@ def run(data_dir: DataDirOption = None) -> None:
         slack = _slack_adapter(settings, app_, delivery) if slack_on else None
     except ValueError as exc:
         raise fail(str(exc), code=2) from exc
+    # take the ports before the slow part: a port in use is said at once, not after the models loaded
+    http = slack is not None and settings.slack_mode == "http"
+    http_server = _bind_slack(settings, slack) if http else None
+    metrics = metrics_server_for(settings, slack_http=http_server is not None)
     typer.echo("Loading the models and the community indexes...", err=True)
     app_.warm_up()
     # systemd and container runtimes stop with SIGTERM: stop as on Ctrl-C (queued replies are sent first)
@@ -170,7 +179,6 @@ def run(data_dir: DataDirOption = None) -> None:
         app_.router.delivery = delivery
         delivery.start(app_.router, {"slack": slack})
     scheduler = scheduler_for(settings, app_.engine, senders)
-    metrics = metrics_server_for(settings, slack_http=slack is not None and settings.slack_mode == "http")
     scheduler.start()
     try:
         if wechat is not None and slack is None:
@@ -180,7 +188,7 @@ def run(data_dir: DataDirOption = None) -> None:
         if wechat is not None:
             threading.Thread(target=asyncio.run, args=(wechat.run(),), name="wechat", daemon=True).start()
         if slack is not None:
-            _serve_slack(settings, slack)
+            _serve_slack(settings, slack, http_server)
     finally:
         scheduler.stop()
         if metrics is not None:
@@ -211,17 +219,30 @@ def _slack_adapter(settings: Settings, app_: App, delivery: Delivery) -> Any:
     return slack.from_settings(settings, app_.handle, engine=app_.engine, delivery=delivery)
 
 
-def _serve_slack(settings: Settings, adapter: Any) -> None:
-    """Serve Slack (HTTP or Socket Mode) in this thread until interrupted."""
+def _bind_slack(settings: Settings, adapter: Any) -> Any:
+    """The Slack HTTP server bound to ``COMMUNITYBOT_SLACK_PORT`` (not serving yet).
+
+    Raises:
+        typer.Exit: the port is taken (the message says so and what to set).
+    """
     from adapters import slack
 
+    try:
+        return slack.serve_http(adapter, port=settings.slack_port)
+    except OSError as exc:
+        message = (f"cannot listen on port {settings.slack_port} ({exc.strerror}): another program (or "
+                   "another communitybot) uses it; set COMMUNITYBOT_SLACK_PORT to a free port")
+        raise fail(message, code=2) from exc
+
+
+def _serve_slack(settings: Settings, adapter: Any, server: Any) -> None:
+    """Serve Slack (on the bound HTTP ``server``, or over Socket Mode) in this thread until interrupted."""
     if settings.slack_mode == "socket":
         assert settings.slack_app_token is not None
         typer.echo("Slack: connecting over Socket Mode; stop with Ctrl-C.", err=True)
         with contextlib.suppress(KeyboardInterrupt):
             adapter.socket_mode_handler(settings.slack_app_token.get_secret_value()).start()
         return
-    server = slack.serve_http(adapter, port=settings.slack_port)
     typer.echo(f"Slack: listening on :{settings.slack_port}/slack/events; stop with Ctrl-C.", err=True)
     try:
         server.serve_forever()

@@ -182,7 +182,12 @@ def metrics_server_for(settings: Settings, *, slack_http: bool = False) -> WSGIS
     if slack_http and port == settings.slack_port:
         typer.echo(f"Metrics: /healthz and /metrics on the Slack server's port :{port}.", err=True)
         return None
-    server = observability.serve(port, settings.metrics_host)
+    try:
+        server = observability.serve(port, settings.metrics_host)
+    except OSError as exc:
+        raise fail(f"cannot serve /healthz and /metrics on {settings.metrics_host}:{port} ({exc.strerror}): "
+                   "another program (or another communitybot) listens there; set COMMUNITYBOT_METRICS_PORT "
+                   "to a free port", code=2) from exc
     typer.echo(f"Metrics: /healthz and /metrics on {settings.metrics_host}:{server.server_port}.", err=True)
     return server
 

@@ -58,3 +58,23 @@ def test_a_refused_or_unreachable_bot_token_is_a_clear_error() -> None:
             bot_token="xoxb-x",  # type: ignore[arg-type,return-value]
             api_url="http://127.0.0.1:9/api/",
         )
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newcomer's view: a port taken by another program said in one line (exit 2), not a traceback."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(app, ["db", "upgrade", "--data-dir", str(tmp_path / "data")]).exit_code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("COMMUNITYBOT_METRICS_PORT", str(port))
+        monkeypatch.setenv("COMMUNITYBOT_METRICS_HOST", "127.0.0.1")
+        result = CliRunner().invoke(app, ["jobs", "serve", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2, result.output
+    assert f"cannot serve /healthz and /metrics on 127.0.0.1:{port}" in result.output
+    assert "COMMUNITYBOT_METRICS_PORT" in result.output and "Traceback" not in result.output
