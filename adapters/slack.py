@@ -312,7 +312,7 @@ class SlackAdapter:
     def respond(self, message: IncomingMessage, replies: Sequence[Reply]) -> None:
         """Queue ``replies`` to ``message`` (a message of :meth:`incoming`): in the thread of its root; a
         channel-root question gets a thread of its own; DMs stay flat (case S4)."""
-        team_id = (message.platform_key or "").split(":")[1] if message.platform_key else self.team_id
+        team_id = message.platform_key.split(":")[1] if message.platform_key else self.team_id
         thread_ts = reply_thread(message) or None
         for reply in replies:
             self.post(team_id=team_id, channel=message.conversation, reply=reply, thread_ts=thread_ts)

@@ -43,8 +43,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.messages import Button, HandledMessage, IncomingMessage, Reply
+from bot.messages import HandledMessage, IncomingMessage, Reply
 from bot.models import BotProcess, Community, MessageLog, Notification, NotificationStatus, utcnow
+from bot.notifications import button_rows, reply_of
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class Delivery:
                 key=key, community_id=community_id, kind=REPLY_KIND, platform=message.platform,
                 conversation=message.conversation, thread=reply_thread(message), member_id=member_id,
                 text=reply.text, language=reply.language,
-                buttons=[[b.label, b.action, b.value] for b in reply.buttons],
+                buttons=button_rows(reply),
                 status=NotificationStatus.SENDING, owner=self.process_id, attachment=reply.attachment,
             ))
             keyed.append(replace(reply, key=key))
@@ -270,9 +271,7 @@ class Delivery:
                 continue
             log.warning("posting again reply %s of the stopped process %s unless the platform has it",
                         notification.key, notification.owner)
-            reply = Reply(text=notification.text, language=notification.language,
-                          buttons=tuple(Button(*b) for b in notification.buttons),
-                          attachment=notification.attachment, key=notification.key)
+            reply = replace(reply_of(notification), key=notification.key)
             try:
                 posted = responders[notification.platform].redeliver(
                     community=community, conversation=notification.conversation, thread=notification.thread,

@@ -52,7 +52,7 @@ def queue_notification(
         member_id=member_id,
         text=reply.text,
         language=reply.language,
-        buttons=[[b.label, b.action, b.value] for b in reply.buttons],
+        buttons=button_rows(reply),
         due_at=due_at or utcnow(),
         attachment=attachment,
     )
@@ -130,6 +130,12 @@ def split_target(target: str) -> tuple[str, str] | None:
     if target[:1] in ("C", "G", "D") and target[1:].isalnum() and target.isupper():
         return "slack", target
     return None
+
+
+def button_rows(reply: Reply) -> list[list[str]]:
+    """``reply``'s buttons as stored in :attr:`bot.models.Notification.buttons` (``[label, action, value]``
+    triples; :func:`reply_of` reads them back)."""
+    return [[b.label, b.action, b.value] for b in reply.buttons]
 
 
 def reply_of(notification: Notification) -> Reply:
